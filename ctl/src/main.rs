@@ -1,1 +1,130 @@
-fn main() {}
+//! `wasmfw`: check, replay, load and inspect Wasm packet filters.
+
+mod check;
+mod manage;
+mod replay;
+mod wasm;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "wasmfw", version, about = "WebAssembly packet filters for the Linux kernel")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Which engine runs the filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// The Wasm filter inside the wasmfw kernel module.
+    Wasm,
+    /// The filter's eBPF twin from compare-ebpf/ (any modern kernel).
+    Ebpf,
+}
+
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpMode {
+    /// Generic XDP (after the skb is built); works on every interface.
+    Skb,
+    /// Driver XDP.
+    Native,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HookArg {
+    Xdp,
+    Netfilter,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// A policy (.toml) or a filter (.wasm, default parameters).
+    pub target: PathBuf,
+    /// Interface to attach to (overrides the policy's `iface`).
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// Engine that runs the filter.
+    #[arg(long, value_enum, default_value_t = Engine::Wasm)]
+    pub engine: Engine,
+    /// Hook (overrides the policy's `hook`).
+    #[arg(long, value_enum)]
+    pub hook: Option<HookArg>,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
+    pub mode: XdpMode,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate a filter or policy: module, ABI version, imports, limits, parameters.
+    Check {
+        /// A policy (.toml) or a filter (.wasm).
+        target: PathBuf,
+    },
+    /// Run every packet of a pcap/pcapng file through the filter in userspace.
+    Replay {
+        /// A policy (.toml) or a filter (.wasm).
+        target: PathBuf,
+        /// Capture to replay (pcap or pcapng; Ethernet or raw IP).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// One JSON object per packet, then a summary object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a filter and attach it to an interface; it stays attached after exit.
+    Load(LoadArgs),
+    /// Detach and unload the filter on an interface.
+    Unload {
+        #[arg(long)]
+        iface: String,
+    },
+    /// List attached filters.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show counters of attached filters.
+    Stats {
+        #[arg(long)]
+        iface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print per-second counter rates until interrupted (or --count times).
+    Poll {
+        #[arg(long)]
+        iface: Option<String>,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 1)]
+        interval: u64,
+        /// Stop after this many samples.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().cmd {
+        Cmd::Check { target } => check::run(&target),
+        Cmd::Replay { target, pcap, json } => replay::run(&target, &pcap, json),
+        Cmd::Load(args) => manage::load(&args),
+        Cmd::Unload { iface } => manage::unload(&iface),
+        Cmd::Status { json } => manage::status(json),
+        Cmd::Stats { iface, json } => manage::stats(iface.as_deref(), json),
+        Cmd::Poll { iface, interval, count } => manage::poll(iface.as_deref(), interval, count),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, cause chain included, like `ip` or `bpftool`.
+            eprintln!("wasmfw: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

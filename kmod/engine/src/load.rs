@@ -1,0 +1,255 @@
+//! Loading: validate the module against ABI v1, compile it eagerly (so no
+//! translation happens on the packet path), instantiate one instance per
+//! slot and run each one's `wasmfw_init`.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::AtomicU64;
+
+use wasmi::{
+    CompilationMode, Config, EnforcedLimits, Engine, Extern, ExternType, Linker, Module, Mutability, Store,
+    StoreLimitsBuilder, ValType,
+};
+
+use crate::host::{self, HostState};
+use crate::{abi, Env, Filter, Instance, Limits, LoadError, Shared, NCOUNTERS};
+
+/// Deepest Wasm call chain a filter may use; deeper is a trap.
+const MAX_RECURSION: usize = 256;
+/// wasmi value-stack cells per instance (heap, not kernel stack).
+const MAX_STACK_CELLS: usize = 64 * 1024;
+
+use ValType::{I32, I64};
+
+/// Every import a filter may use, with its signature.
+const IMPORTS: &[(&str, &[ValType], &[ValType])] = &[
+    (abi::IMPORT_MAP_DECLARE, &[I32, I32, I32, I32, I32, I32], &[I32]),
+    (abi::IMPORT_MAP_LOOKUP, &[I32, I32, I32], &[I32]),
+    (abi::IMPORT_MAP_UPDATE, &[I32, I32, I32], &[I32]),
+    (abi::IMPORT_MAP_DELETE, &[I32, I32], &[I32]),
+    (abi::IMPORT_COUNTER_DECLARE, &[I32, I32], &[I32]),
+    (abi::IMPORT_COUNTER_ADD, &[I32, I64], &[]),
+    (abi::IMPORT_NOW_NS, &[], &[I64]),
+    (abi::IMPORT_LOG, &[I32, I32, I32], &[]),
+];
+
+/// Every function a filter must export, with its signature.
+const EXPORTS: &[(&str, &[ValType], &[ValType])] = &[
+    (abi::EXPORT_ABI_VERSION, &[], &[I32]),
+    (abi::EXPORT_BUFFER, &[], &[I32]),
+    (abi::EXPORT_BUFFER_LEN, &[], &[I32]),
+    (abi::EXPORT_INIT, &[I32], &[I32]),
+    (abi::EXPORT_FILTER, &[I32, I32], &[I32]),
+];
+
+fn sig(params: &[ValType], results: &[ValType]) -> String {
+    format!("{params:?} -> {results:?}").to_lowercase()
+}
+
+/// The engine configuration every host uses, so `wasmfw check` accepts
+/// exactly what the kernel accepts.
+fn engine() -> Engine {
+    let mut c = Config::default();
+    c.consume_fuel(true)
+        // Filters are integer code; the kernel cannot use the FPU in softirq.
+        .floats(false)
+        .compilation_mode(CompilationMode::Eager)
+        .allow_start_fn(false)
+        .wasm_multi_memory(false)
+        .wasm_reference_types(false)
+        .wasm_tail_call(false)
+        .wasm_custom_page_sizes(false)
+        .wasm_wide_arithmetic(false)
+        .set_max_recursion_depth(MAX_RECURSION)
+        .set_max_stack_height(MAX_STACK_CELLS)
+        .enforced_limits(EnforcedLimits::strict());
+    Engine::new(&c)
+}
+
+/// Checks imports and exports against ABI v1 before anything runs.
+fn check_abi(module: &Module, limits: &Limits) -> Result<(), LoadError> {
+    for imp in module.imports() {
+        let what = format!("{}.{}", imp.module(), imp.name());
+        let ExternType::Func(ft) = imp.ty() else {
+            return Err(LoadError::Abi(format!("imports {what}, which is not a function (filters import only functions)")));
+        };
+        let known = IMPORTS.iter().find(|(n, _, _)| imp.module() == abi::IMPORT_MODULE && *n == imp.name());
+        match known {
+            None => return Err(LoadError::Abi(format!("imports unknown function {what}"))),
+            Some((_, p, r)) if ft.params() != *p || ft.results() != *r => {
+                return Err(LoadError::Abi(format!(
+                    "import {what} has type {}, expected {}",
+                    sig(ft.params(), ft.results()),
+                    sig(p, r)
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, p, r) in EXPORTS {
+        match module.get_export(name) {
+            Some(ExternType::Func(ft)) if ft.params() == *p && ft.results() == *r => {}
+            Some(ExternType::Func(ft)) => {
+                return Err(LoadError::Abi(format!(
+                    "export {name} has type {}, expected {}",
+                    sig(ft.params(), ft.results()),
+                    sig(p, r)
+                )))
+            }
+            _ => return Err(LoadError::Abi(format!("missing export {name}"))),
+        }
+    }
+    match module.get_export(abi::EXPORT_MEMORY) {
+        Some(ExternType::Memory(mt)) => {
+            let initial = mt.minimum().saturating_mul(65_536);
+            if initial > limits.memory_limit {
+                return Err(LoadError::Abi(format!(
+                    "initial memory of {initial} bytes exceeds the memory limit of {} bytes",
+                    limits.memory_limit
+                )));
+            }
+        }
+        _ => return Err(LoadError::Abi("missing export memory".into())),
+    }
+    Ok(())
+}
+
+/// Loads a filter: validates `wasm`, then creates `slots` instances, each
+/// initialised with `config` (the `key=value` parameter text).
+pub fn load(
+    wasm: &[u8],
+    limits: Limits,
+    config: &[u8],
+    slots: usize,
+    env: Arc<dyn Env>,
+    seed: u64,
+) -> Result<(Filter, Vec<Instance>), LoadError> {
+    if slots == 0 {
+        return Err(LoadError::Abi("no instances requested".into()));
+    }
+    if config.len() > abi::MAX_CONFIG_LEN {
+        return Err(LoadError::Init { code: abi::E_INVAL, message: format!("configuration longer than {} bytes", abi::MAX_CONFIG_LEN) });
+    }
+    let engine = engine();
+    let module = Module::new(&engine, wasm).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    check_abi(&module, &limits)?;
+    let linker = host::linker(&engine).map_err(|e| LoadError::Invalid(e.to_string()))?;
+
+    let mut counters = Vec::new();
+    counters.try_reserve_exact(slots).map_err(|_| LoadError::NoMemory)?;
+    counters.extend((0..slots).map(|_| core::array::from_fn::<_, NCOUNTERS, _>(|_| AtomicU64::new(0))));
+    let shared = Arc::new(Shared {
+        limits,
+        slots,
+        env,
+        seed,
+        maps: spin::Mutex::new(Vec::new()),
+        counter_names: spin::Mutex::new(Vec::new()),
+        counters: counters.into_boxed_slice(),
+    });
+    let mut instances = Vec::new();
+    instances.try_reserve_exact(slots).map_err(|_| LoadError::NoMemory)?;
+    for slot in 0..slots {
+        instances.push(instantiate(&engine, &module, &linker, &shared, slot, config)?);
+    }
+    Ok((Filter { shared }, instances))
+}
+
+/// Calls a `() -> i32` ABI export.
+fn call0(store: &mut Store<HostState>, inst: &wasmi::Instance, name: &str) -> Result<i32, LoadError> {
+    let f = inst
+        .get_typed_func::<(), i32>(&*store, name)
+        .map_err(|e| LoadError::Abi(format!("export {name}: {e}")))?;
+    f.call(store, ()).map_err(|e| LoadError::Abi(format!("{name} failed: {e}")))
+}
+
+fn instantiate(
+    engine: &Engine,
+    module: &Module,
+    linker: &Linker<HostState>,
+    shared: &Arc<Shared>,
+    slot: usize,
+    config: &[u8],
+) -> Result<Instance, LoadError> {
+    let store_limits = StoreLimitsBuilder::new()
+        .memory_size(usize::try_from(shared.limits.memory_limit).unwrap_or(usize::MAX))
+        .memories(1)
+        .tables(1)
+        .table_elements(10_000)
+        .instances(1)
+        .build();
+    let state = HostState {
+        shared: shared.clone(),
+        slot,
+        memory: None,
+        limits: store_limits,
+        maps: Vec::new(),
+        counters: 0,
+        in_init: false,
+        creating: slot == 0,
+        init_error: Vec::new(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    let _ = store.set_fuel(abi::INIT_FUEL);
+    let inst = linker
+        .instantiate_and_start(&mut store, module)
+        .map_err(|e| LoadError::Invalid(format!("instantiation failed: {e}")))?;
+    let memory = inst
+        .get_memory(&store, abi::EXPORT_MEMORY)
+        .ok_or_else(|| LoadError::Abi("missing export memory".into()))?;
+    store.data_mut().memory = Some(memory);
+
+    let version = call0(&mut store, &inst, abi::EXPORT_ABI_VERSION)?;
+    if version as u32 != abi::ABI_VERSION {
+        return Err(LoadError::Abi(format!("built for ABI version {version}, this host supports {}", abi::ABI_VERSION)));
+    }
+    let buf = call0(&mut store, &inst, abi::EXPORT_BUFFER)? as u32 as usize;
+    let buf_len = call0(&mut store, &inst, abi::EXPORT_BUFFER_LEN)? as u32 as usize;
+    let mem_len = memory.data(&store).len();
+    if buf_len < abi::MIN_BUFFER_LEN as usize || buf.checked_add(buf_len).is_none_or(|end| end > mem_len) {
+        return Err(LoadError::Abi(format!(
+            "buffer at {buf} of {buf_len} bytes must hold at least {} bytes inside the {mem_len}-byte memory",
+            abi::MIN_BUFFER_LEN
+        )));
+    }
+    if config.len() > buf_len {
+        return Err(LoadError::Init { code: abi::E_INVAL, message: format!("configuration of {} bytes exceeds the filter's {buf_len}-byte buffer", config.len()) });
+    }
+    memory.data_mut(&mut store)[buf..buf + config.len()].copy_from_slice(config);
+
+    let init = inst
+        .get_typed_func::<i32, i32>(&store, abi::EXPORT_INIT)
+        .map_err(|e| LoadError::Abi(format!("export {}: {e}", abi::EXPORT_INIT)))?;
+    store.data_mut().in_init = true;
+    let _ = store.set_fuel(abi::INIT_FUEL);
+    let rc = init.call(&mut store, config.len() as i32);
+    store.data_mut().in_init = false;
+    match rc {
+        Ok(0) => {}
+        Ok(code) => {
+            let message = String::from_utf8_lossy(&store.data().init_error).into_owned();
+            return Err(LoadError::Init { code, message });
+        }
+        Err(e) => return Err(LoadError::Abi(format!("{} failed: {e}", abi::EXPORT_INIT))),
+    }
+    if slot > 0 && (store.data().maps.len() != shared.maps.lock().len() || store.data().counters != shared.counter_names.lock().len()) {
+        return Err(LoadError::Abi("instances declared different maps or counters".into()));
+    }
+
+    let mut globals = Vec::new();
+    for export in inst.exports(&store) {
+        if let Extern::Global(g) = export.into_extern() {
+            if g.ty(&store).mutability() == Mutability::Var {
+                globals.try_reserve(1).map_err(|_| LoadError::NoMemory)?;
+                globals.push((g, g.get(&store)));
+            }
+        }
+    }
+    let filter_fn = inst
+        .get_typed_func::<(i32, i32), i32>(&store, abi::EXPORT_FILTER)
+        .map_err(|e| LoadError::Abi(format!("export {}: {e}", abi::EXPORT_FILTER)))?;
+    Ok(Instance { store, filter_fn, memory, buf, buf_len, slot, globals })
+}

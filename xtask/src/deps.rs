@@ -1,0 +1,50 @@
+//! Installs missing Debian packages, so a fresh machine needs nothing by hand.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Everything `cargo xtask test` may need, as (file that proves it, package).
+const ALL: &[(&str, &str)] = &[
+    ("/usr/bin/rustc", "rustc-web"),
+    ("/usr/bin/cargo", "cargo-web"),
+    ("/usr/lib/rustlib/src/rust/library/core/Cargo.toml", "rust-web-src"),
+    ("/usr/sbin/ip", "iproute2"),
+    ("/usr/bin/ping", "iputils-ping"),
+    ("/usr/sbin/hping3", "hping3"),
+    ("/usr/sbin/bpftool", "bpftool"),
+];
+
+/// Installs the packages whose marker files are missing.
+pub fn ensure(wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = wanted.iter().filter(|(f, _)| !Path::new(f).exists()).map(|(_, p)| *p).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+pub fn ensure_all() -> Result<()> {
+    ensure(ALL)
+}
+
+/// Debian's rustc-web: the only toolchain here with library sources for -Zbuild-std.
+pub fn ensure_rustc_web() -> Result<()> {
+    ensure(&ALL[..3])
+}
+
+/// Runs a command, failing with its command line if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// The repository root (xtask lives in `<root>/xtask`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
