@@ -238,7 +238,9 @@ impl Policy {
                 params.push((key.clone(), to_param(value).map_err(perr)?, line.unwrap_or(0)));
             }
         }
-        let policy = Policy { source: Some(path.to_path_buf()), filter: name, wasm, hook, iface, fuel, memory_limit, on_fault, params };
+        // A filter given as a path is named by its file stem, like a bare .wasm.
+        let filter = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(name);
+        let policy = Policy { source: Some(path.to_path_buf()), filter, wasm, hook, iface, fuel, memory_limit, on_fault, params };
         let len = policy.config_bytes().len();
         if len > wasmfw_abi::MAX_CONFIG_LEN {
             return Err(err(None, Some("params".into()), format!("parameters encode to {len} bytes, more than {}", wasmfw_abi::MAX_CONFIG_LEN)));

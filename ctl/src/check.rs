@@ -1,0 +1,27 @@
+//! `wasmfw check`: everything a load would refuse, refused here first.
+
+use std::path::Path;
+
+use anyhow::Result;
+use wasmfw_policy::Policy;
+
+pub fn run(target: &Path) -> Result<()> {
+    let policy = Policy::load(target)?;
+    let loaded = crate::wasm::load(&policy, true)?;
+    let (mut maps, mut counters) = (Vec::new(), 0usize);
+    loaded.filter.maps(|m| maps.push(format!("{}:{}", m.name.as_str(), m.kind.as_str())));
+    loaded.filter.counters(|_, _| counters += 1);
+    println!(
+        "ok: {}: filter {} (ABI v{}), hook {}, fuel {}, memory_limit {}, on_fault {}, maps [{}], {} counters",
+        policy.origin(),
+        policy.filter,
+        wasmfw_engine::abi::ABI_VERSION,
+        policy.hook.as_str(),
+        policy.fuel,
+        policy.memory_limit,
+        policy.on_fault.as_str(),
+        maps.join(", "),
+        counters - wasmfw_engine::BUILTIN_COUNTERS.len(),
+    );
+    Ok(())
+}
