@@ -26,6 +26,11 @@ pub const EXPORT_INIT: &str = "wasmfw_init";
 pub const EXPORT_FILTER: &str = "wasmfw_filter";
 /// The filter's linear memory.
 pub const EXPORT_MEMORY: &str = "memory";
+/// Optional mutable i32 global: the shadow stack pointer. A trap unwinds
+/// without restoring it, so hosts reset every exported mutable global to
+/// its post-init value after a fault; exporting it keeps faults from
+/// leaking stack.
+pub const EXPORT_STACK_POINTER: &str = "__stack_pointer";
 
 // ---- imports a filter may use (module "wasmfw") ----------------------------
 /// `(kind, key_size, value_size, max_entries, name_ptr, name_len) -> i32` id or error. Init only.

@@ -228,7 +228,12 @@ impl Instance {
         let _ = self.store.set_fuel(limits.fuel);
         let result = self.filter_fn.call(&mut self.store, (n as i32, link));
         let left = self.store.get_fuel().unwrap_or(0);
-        let fuel_used = limits.fuel.saturating_sub(left);
+        // wasmi charges a block on entry; an exhausted budget was all used.
+        let fuel_used = if matches!(&result, Err(e) if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel)) {
+            limits.fuel
+        } else {
+            limits.fuel.saturating_sub(left)
+        };
         let (verdict, fault) = match result {
             Ok(abi::VERDICT_PASS) => (Verdict::Pass, None),
             Ok(abi::VERDICT_DROP) => (Verdict::Drop, None),
