@@ -2,8 +2,12 @@
 //! needs (Debian packages, cargo tools), builds the parts that need other
 //! targets or toolchains, and runs every test.
 
+mod demo;
 mod deps;
+mod ebpf;
 mod filters;
+mod guest;
+mod test;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,13 +23,31 @@ struct Cli {
 enum Cmd {
     /// Build the Wasm filters (wasm32v1-none, Debian rustc-web, -Zbuild-std) into target/filters/.
     BuildFilters,
+    /// Build the eBPF twins (compare-ebpf/ebpf; bpf-linker into ~/.cache/wasmfw/tools) into target/ebpf/.
+    BuildEbpf,
     /// Install the Debian packages the build and the tests need (apt-get).
     Deps,
+    /// The main job: build everything and show a filter dropping real traffic.
+    Demo {
+        /// Only replay a sample capture in userspace (no guest kernel).
+        #[arg(long)]
+        replay: bool,
+    },
+    /// Run every test (what .ci/run runs).
+    Test {
+        /// Skip the guest kernel tests.
+        #[arg(long)]
+        no_guest: bool,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BuildFilters => filters::build(),
+        Cmd::BuildEbpf => ebpf::build(),
         Cmd::Deps => deps::ensure_all(),
+        Cmd::Demo { replay: true } => demo::replay_demo(),
+        Cmd::Demo { replay: false } => guest::demo(),
+        Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),
     }
 }

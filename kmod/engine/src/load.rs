@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
 
 use wasmi::{
-    CompilationMode, Config, EnforcedLimits, Engine, Extern, ExternType, Linker, Module, Mutability, Store,
+    CompilationMode, Config, EnforcedLimits, Engine, Extern, ExternType, Module, Mutability, Store,
     StoreLimitsBuilder, ValType,
 };
 
@@ -18,8 +18,10 @@ use crate::{abi, Env, Filter, Instance, Limits, LoadError, Shared, NCOUNTERS};
 
 /// Deepest Wasm call chain a filter may use; deeper is a trap.
 const MAX_RECURSION: usize = 256;
-/// wasmi value-stack cells per instance (heap, not kernel stack).
-const MAX_STACK_CELLS: usize = 64 * 1024;
+/// wasmi value stack per instance, in bytes (heap, not kernel stack). Min =
+/// max so the whole stack is allocated by the first call, at load time: the
+/// packet path then never allocates.
+const STACK_BYTES: usize = 128 * 1024;
 
 use ValType::{I32, I64};
 
@@ -49,7 +51,9 @@ fn sig(params: &[ValType], results: &[ValType]) -> String {
 }
 
 /// The engine configuration every host uses, so `wasmfw check` accepts
-/// exactly what the kernel accepts.
+/// exactly what the kernel accepts. Each instance gets its own engine: its
+/// cached value stack is then reused call after call without a lock shared
+/// between CPUs.
 fn engine() -> Engine {
     let mut c = Config::default();
     c.consume_fuel(true)
@@ -63,7 +67,9 @@ fn engine() -> Engine {
         .wasm_custom_page_sizes(false)
         .wasm_wide_arithmetic(false)
         .set_max_recursion_depth(MAX_RECURSION)
-        .set_max_stack_height(MAX_STACK_CELLS)
+        .set_max_stack_height(STACK_BYTES)
+        .set_min_stack_height(STACK_BYTES)
+        .set_max_cached_stacks(1)
         .enforced_limits(EnforcedLimits::strict());
     Engine::new(&c)
 }
@@ -132,10 +138,13 @@ pub fn load(
     if config.len() > abi::MAX_CONFIG_LEN {
         return Err(LoadError::Init { code: abi::E_INVAL, message: format!("configuration longer than {} bytes", abi::MAX_CONFIG_LEN) });
     }
-    let engine = engine();
-    let module = Module::new(&engine, wasm).map_err(|e| LoadError::Invalid(e.to_string()))?;
-    check_abi(&module, &limits)?;
-    let linker = host::linker(&engine).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let compile = || -> Result<(Engine, Module), LoadError> {
+        let engine = engine();
+        let module = Module::new(&engine, wasm).map_err(|e| LoadError::Invalid(e.to_string()))?;
+        Ok((engine, module))
+    };
+    let first = compile()?;
+    check_abi(&first.1, &limits)?;
 
     let mut counters = Vec::new();
     counters.try_reserve_exact(slots).map_err(|_| LoadError::NoMemory)?;
@@ -151,8 +160,13 @@ pub fn load(
     });
     let mut instances = Vec::new();
     instances.try_reserve_exact(slots).map_err(|_| LoadError::NoMemory)?;
+    let mut first = Some(first);
     for slot in 0..slots {
-        instances.push(instantiate(&engine, &module, &linker, &shared, slot, config)?);
+        let (engine, module) = match first.take() {
+            Some(em) => em,
+            None => compile()?,
+        };
+        instances.push(instantiate(&engine, &module, &shared, slot, config)?);
     }
     Ok((Filter { shared }, instances))
 }
@@ -168,7 +182,6 @@ fn call0(store: &mut Store<HostState>, inst: &wasmi::Instance, name: &str) -> Re
 fn instantiate(
     engine: &Engine,
     module: &Module,
-    linker: &Linker<HostState>,
     shared: &Arc<Shared>,
     slot: usize,
     config: &[u8],
@@ -191,6 +204,7 @@ fn instantiate(
         creating: slot == 0,
         init_error: Vec::new(),
     };
+    let linker = host::linker(engine).map_err(|e| LoadError::Invalid(e.to_string()))?;
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     let _ = store.set_fuel(abi::INIT_FUEL);

@@ -1,0 +1,347 @@
+//! The engine behind a C ABI, for the kernel module (`kmod/wasmfw`).
+//!
+//! Built as a staticlib for a kernel target (soft-float, no red zone,
+//! kernel or large code model), then reduced to one relocatable object that
+//! exports only the `wf_*` symbols, so its own copy of `core`/`alloc` never
+//! clashes with the kernel's. Memory comes from the kernel through
+//! `wasmfw_host_alloc`; the clock, logs and panics go through the other
+//! `wasmfw_host_*` functions (kmod/wasmfw/wasmfw_glue.c).
+#![no_std]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::{c_char, c_int};
+
+use wasmfw_engine::{Env, Filter, Instance, Limits, LoadError, Verdict};
+
+extern "C" {
+    fn wasmfw_host_alloc(size: usize, align: usize) -> *mut u8;
+    fn wasmfw_host_free(ptr: *mut u8);
+    fn wasmfw_host_now_ns() -> u64;
+    fn wasmfw_host_log(cookie: u64, level: c_int, msg: *const u8, len: usize);
+    fn wasmfw_host_panic(msg: *const u8, len: usize) -> !;
+}
+
+struct KernelAlloc;
+
+// SAFETY: wasmfw_host_alloc returns memory aligned to `align` or null, and
+// wasmfw_host_free accepts exactly what it returned.
+unsafe impl GlobalAlloc for KernelAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: plain C call; null on failure is what GlobalAlloc expects.
+        unsafe { wasmfw_host_alloc(layout.size(), layout.align()) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above.
+        unsafe { wasmfw_host_free(ptr) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: KernelAlloc = KernelAlloc;
+
+/// Reaching this is a bug: the engine checks what it allocates with
+/// `try_reserve`, and nothing on the packet path can panic by design.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut buf = FixedBuf { data: [0; 160], len: 0 };
+    let _ = core::fmt::write(&mut buf, format_args!("{}", info.message()));
+    // SAFETY: buf holds `len` initialised bytes.
+    unsafe { wasmfw_host_panic(buf.data.as_ptr(), buf.len) }
+}
+
+struct FixedBuf {
+    data: [u8; 160],
+    len: usize,
+}
+
+impl core::fmt::Write for FixedBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.data.len() - self.len);
+        self.data[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+struct KernelEnv {
+    cookie: u64,
+}
+
+impl Env for KernelEnv {
+    fn now_ns(&self) -> u64 {
+        // SAFETY: ktime_get_ns wrapper, callable from any context.
+        unsafe { wasmfw_host_now_ns() }
+    }
+    fn log(&self, level: i32, msg: &[u8]) {
+        // SAFETY: msg is a valid slice for the duration of the call.
+        unsafe { wasmfw_host_log(self.cookie, level, msg.as_ptr(), msg.len()) }
+    }
+}
+
+/// A loaded filter: the shared part and one instance per CPU.
+pub struct WfFilter {
+    filter: Filter,
+    instances: Box<[Instance]>,
+}
+
+/// Limits and placement of a filter to load.
+#[repr(C)]
+pub struct WfLoadArgs {
+    pub fuel: u64,
+    pub memory_limit: u64,
+    /// 0 pass, 1 drop.
+    pub on_fault: u32,
+    /// Instances to create (nr_cpu_ids).
+    pub slots: u32,
+    pub seed: u64,
+    /// Passed back to wasmfw_host_log to name the filter.
+    pub cookie: u64,
+}
+
+/// Copies `msg` into the caller's buffer, NUL-terminated, truncated.
+fn write_err(buf: *mut c_char, cap: usize, msg: &LoadError) {
+    if buf.is_null() || cap == 0 {
+        return;
+    }
+    struct Out {
+        ptr: *mut u8,
+        cap: usize,
+        len: usize,
+    }
+    impl core::fmt::Write for Out {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &b in s.as_bytes() {
+                if self.len + 1 >= self.cap {
+                    break;
+                }
+                // SAFETY: len + 1 < cap, inside the caller's buffer.
+                unsafe { *self.ptr.add(self.len) = if b == b'\n' { b' ' } else { b } };
+                self.len += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut out = Out { ptr: buf.cast(), cap, len: 0 };
+    let _ = core::fmt::write(&mut out, format_args!("{msg}"));
+    // SAFETY: len < cap.
+    unsafe { *out.ptr.add(out.len) = 0 };
+}
+
+/// Loads a filter. Returns null and a message in `err` on failure.
+/// Process context only (allocates, compiles).
+///
+/// # Safety
+/// `wasm`/`cfg` point to `wasm_len`/`cfg_len` readable bytes; `args` is
+/// valid; `err` has `err_cap` writable bytes (or is null).
+#[no_mangle]
+pub unsafe extern "C" fn wf_load(
+    wasm: *const u8,
+    wasm_len: usize,
+    cfg: *const u8,
+    cfg_len: usize,
+    args: *const WfLoadArgs,
+    err: *mut c_char,
+    err_cap: usize,
+) -> *mut WfFilter {
+    // SAFETY: the caller guarantees the pointers (see above).
+    let (wasm, cfg, args) = unsafe {
+        (
+            core::slice::from_raw_parts(wasm, wasm_len),
+            if cfg_len == 0 { &[][..] } else { core::slice::from_raw_parts(cfg, cfg_len) },
+            &*args,
+        )
+    };
+    let limits = Limits {
+        fuel: args.fuel,
+        memory_limit: args.memory_limit,
+        on_fault: if args.on_fault == 1 { Verdict::Drop } else { Verdict::Pass },
+    };
+    // Small allocations made once per load, in process context.
+    let env: Arc<dyn Env> = Arc::new(KernelEnv { cookie: args.cookie });
+    match wasmfw_engine::load(wasm, limits, cfg, args.slots as usize, env, args.seed) {
+        Ok((filter, instances)) => Box::into_raw(Box::new(WfFilter { filter, instances: instances.into_boxed_slice() })),
+        Err(e) => {
+            write_err(err, err_cap, &e);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// Runs the filter's instance `slot` on a packet: returns 0 pass, 1 drop.
+/// Never allocates. The caller guarantees no other CPU uses `slot` at the
+/// same time (slot = the current CPU, with bottom halves disabled).
+///
+/// # Safety
+/// `f` comes from wf_load and is not freed; `pkt` has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wf_run(f: *mut WfFilter, slot: u32, pkt: *const u8, len: usize, link: c_int) -> c_int {
+    // SAFETY: see above; slots are never shared between CPUs.
+    let f = unsafe { &mut *f };
+    let pkt = if len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(pkt, len) } };
+    let Some(inst) = f.instances.get_mut(slot as usize) else {
+        return f.filter.limits().on_fault as c_int;
+    };
+    match inst.run(pkt, link).verdict {
+        Verdict::Pass => 0,
+        Verdict::Drop => 1,
+    }
+}
+
+/// Frees a filter (process context, after an RCU grace period).
+///
+/// # Safety
+/// `f` comes from wf_load and no CPU can still be running it.
+#[no_mangle]
+pub unsafe extern "C" fn wf_free(f: *mut WfFilter) {
+    if !f.is_null() {
+        // SAFETY: see above.
+        drop(unsafe { Box::from_raw(f) });
+    }
+}
+
+/// One counter, as the module reports it to userspace.
+#[repr(C)]
+pub struct WfCounter {
+    pub name: [u8; 32],
+    pub value: u64,
+}
+
+/// Writes up to `cap` counters (builtin ones first); returns how many exist.
+///
+/// # Safety
+/// `f` is a live filter; `out` has room for `cap` entries.
+#[no_mangle]
+pub unsafe extern "C" fn wf_counters(f: *const WfFilter, out: *mut WfCounter, cap: usize) -> usize {
+    // SAFETY: see above.
+    let f = unsafe { &*f };
+    let mut n = 0;
+    f.filter.counters(|name, value| {
+        if n < cap {
+            let mut c = WfCounter { name: [0; 32], value };
+            let len = name.len().min(31);
+            c.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+            // SAFETY: n < cap.
+            unsafe { out.add(n).write(c) };
+        }
+        n += 1;
+    });
+    n
+}
+
+/// One map, as declared by the filter.
+#[repr(C)]
+pub struct WfMapInfo {
+    pub name: [u8; 32],
+    /// 1 hash, 2 per-CPU array.
+    pub kind: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+/// Writes up to `cap` map descriptions; returns how many maps exist.
+///
+/// # Safety
+/// `f` is a live filter; `out` has room for `cap` entries.
+#[no_mangle]
+pub unsafe extern "C" fn wf_maps(f: *const WfFilter, out: *mut WfMapInfo, cap: usize) -> usize {
+    // SAFETY: see above.
+    let f = unsafe { &*f };
+    let mut n = 0;
+    f.filter.maps(|m| {
+        if n < cap {
+            let mut info = WfMapInfo {
+                name: [0; 32],
+                kind: match m.kind {
+                    wasmfw_engine::MapKind::Hash => 1,
+                    wasmfw_engine::MapKind::PerCpuArray => 2,
+                },
+                key_size: m.key_size as u32,
+                value_size: m.value_size as u32,
+                max_entries: m.max_entries,
+            };
+            let name = m.name.as_str().as_bytes();
+            let len = name.len().min(31);
+            info.name[..len].copy_from_slice(&name[..len]);
+            // SAFETY: n < cap.
+            unsafe { out.add(n).write(info) };
+        }
+        n += 1;
+    });
+    n
+}
+
+/// # Safety
+/// `name` is NUL-terminated.
+unsafe fn name_str<'a>(name: *const c_char) -> Option<&'a str> {
+    // SAFETY: see above.
+    unsafe { core::ffi::CStr::from_ptr(name) }.to_str().ok()
+}
+
+/// Sets a map entry (in every CPU's copy of a per-CPU array). ABI error code.
+///
+/// # Safety
+/// `f` is live, `name` NUL-terminated, key/value readable for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn wf_map_update(
+    f: *const WfFilter,
+    name: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> c_int {
+    // SAFETY: see above.
+    let (f, name, key, value) = unsafe {
+        (&*f, name_str(name), core::slice::from_raw_parts(key, key_len), core::slice::from_raw_parts(value, value_len))
+    };
+    match name {
+        Some(n) => f.filter.map_update(n, key, value),
+        None => wasmfw_engine::abi::E_INVAL,
+    }
+}
+
+/// Deletes a hash map entry: 1 deleted, 0 absent, < 0 error.
+///
+/// # Safety
+/// As wf_map_update.
+#[no_mangle]
+pub unsafe extern "C" fn wf_map_delete(f: *const WfFilter, name: *const c_char, key: *const u8, key_len: usize) -> c_int {
+    // SAFETY: see above.
+    let (f, name, key) = unsafe { (&*f, name_str(name), core::slice::from_raw_parts(key, key_len)) };
+    match name {
+        Some(n) => f.filter.map_delete(n, key),
+        None => wasmfw_engine::abi::E_INVAL,
+    }
+}
+
+/// Dumps a map as records `u32 slot, key bytes, value bytes` into `out`;
+/// returns the bytes needed (which may exceed `cap`: call again with more),
+/// or a negative ABI error.
+///
+/// # Safety
+/// `f` is live, `name` NUL-terminated, `out` has `cap` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize) -> i64 {
+    // SAFETY: see above.
+    let (f, name) = unsafe { (&*f, name_str(name)) };
+    let Some(name) = name else { return wasmfw_engine::abi::E_INVAL as i64 };
+    let mut off = 0usize;
+    let found = f.filter.map_for_each(name, |slot, k, v| {
+        let rec = 4 + k.len() + v.len();
+        if off + rec <= cap {
+            // SAFETY: off + rec <= cap.
+            unsafe {
+                core::ptr::copy_nonoverlapping((slot as u32).to_le_bytes().as_ptr(), out.add(off), 4);
+                core::ptr::copy_nonoverlapping(k.as_ptr(), out.add(off + 4), k.len());
+                core::ptr::copy_nonoverlapping(v.as_ptr(), out.add(off + 4 + k.len()), v.len());
+            }
+        }
+        off += rec;
+    });
+    if found { off as i64 } else { wasmfw_engine::abi::E_NOENT as i64 }
+}

@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * wasmfw C glue: only what the 6.12 Rust kernel crate has no abstraction
+ * for - the misc device, netfilter hooks, RCU-protected filter pointers,
+ * per-CPU bottom-half control - plus the host hooks the engine object
+ * (wasmfw_engine.o, Rust/wasmi built for a kernel target) calls for memory,
+ * time, logging and panics. The control logic lives in wasmfw_main.rs.
+ */
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/ktime.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/netdevice.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
+#include <linux/percpu.h>
+#include <linux/rcupdate.h>
+#include <linux/sched/task_stack.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <net/net_namespace.h>
+
+#include "wasmfw_glue.h"
+
+/* ---- engine object (Rust, kmod/engine-ffi) ------------------------------ */
+
+struct wf_load_args {
+	u64 fuel;
+	u64 memory_limit;
+	u32 on_fault;
+	u32 slots;
+	u64 seed;
+	u64 cookie;
+};
+
+struct wf_filter *wf_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
+			  const struct wf_load_args *args, char *err, size_t err_cap);
+int wf_run(struct wf_filter *f, u32 slot, const u8 *pkt, size_t len, int link);
+void wf_free(struct wf_filter *f);
+
+/* ---- host hooks the engine calls ---------------------------------------- */
+
+/* Set while this CPU runs a filter on a packet: allocations there must not
+ * sleep. The engine preallocates everything at load, so this is a guard. */
+static DEFINE_PER_CPU(int, wasmfw_in_packet);
+
+/* Header in front of each allocation: kvmalloc gives 8-byte alignment at
+ * least; larger alignments are served by over-allocating. */
+struct wasmfw_alloc_hdr {
+	void *base;
+	size_t pad;
+};
+
+void *wasmfw_host_alloc(size_t size, size_t align)
+{
+	gfp_t gfp = this_cpu_read(wasmfw_in_packet) || !in_task() ? GFP_ATOMIC : GFP_KERNEL;
+	size_t hdr = sizeof(struct wasmfw_alloc_hdr);
+	size_t total;
+	void *base;
+	uintptr_t p;
+
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (check_add_overflow(size, hdr + align, &total))
+		return NULL;
+	base = (gfp == GFP_KERNEL) ? kvmalloc(total, gfp | __GFP_NOWARN) : kmalloc(total, gfp | __GFP_NOWARN);
+	if (!base)
+		return NULL;
+	p = ALIGN((uintptr_t)base + hdr, align);
+	((struct wasmfw_alloc_hdr *)p)[-1].base = base;
+	return (void *)p;
+}
+
+void wasmfw_host_free(void *ptr)
+{
+	if (ptr)
+		kvfree(((struct wasmfw_alloc_hdr *)ptr)[-1].base);
+}
+
+u64 wasmfw_host_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+void wasmfw_host_log(u64 cookie, int level, const u8 *msg, size_t len)
+{
+	/* A filter logging per packet must not flood the kernel log. */
+	if (level <= 1)
+		pr_warn_ratelimited("filter %llu: %.*s\n", cookie, (int)min_t(size_t, len, 256), msg);
+	else
+		pr_info_ratelimited("filter %llu: %.*s\n", cookie, (int)min_t(size_t, len, 256), msg);
+}
+
+void __noreturn wasmfw_host_panic(const u8 *msg, size_t len)
+{
+	/* The engine never panics by design (fallible allocation on the load
+	 * path, no indexing on packet data): reaching this is a wasmfw bug. */
+	panic("wasmfw engine bug: %.*s\n", (int)min_t(size_t, len, 160), msg);
+}
+
+/* ---- loading with a measured kernel stack --------------------------------- */
+
+#define STACK_PAINT 0x5a
+
+/*
+ * wasmi's parser and translator have large frames. Paint the unused part of
+ * this thread's stack, load, and find the deepest byte overwritten: the
+ * module reports it so the budget is measured, not guessed.
+ */
+struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
+				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
+				   char *err, size_t err_cap, u32 *stack_used)
+{
+	struct wf_load_args args = {
+		.fuel = fuel, .memory_limit = memory_limit, .on_fault = on_fault,
+		.slots = nr_cpu_ids, .seed = get_random_u64(), .cookie = cookie,
+	};
+	u8 *bottom = (u8 *)end_of_stack(current) + sizeof(unsigned long);
+	u8 *sp = (u8 *)&args;
+	u8 *low = sp - 512; /* leave our own live frame alone */
+	struct wf_filter *f;
+	u8 *p;
+
+	/* KASAN poisons dead stack redzones: painting them would be reported. */
+	if (IS_ENABLED(CONFIG_KASAN) || low <= bottom) {
+		*stack_used = 0;
+		return wf_load(wasm, wasm_len, cfg, cfg_len, &args, err, err_cap);
+	}
+	memset(bottom, STACK_PAINT, low - bottom);
+	f = wf_load(wasm, wasm_len, cfg, cfg_len, &args, err, err_cap);
+	for (p = bottom; p < low && *p == STACK_PAINT; p++)
+		;
+	*stack_used = (u32)(sp - p);
+	return f;
+}
+
+/* ---- netfilter attachment ---------------------------------------------- */
+
+struct wasmfw_nf {
+	struct net *net;
+	int ifindex;
+	struct wf_filter __rcu *filter;
+	struct nf_hook_ops ops[2];
+};
+
+/* A per-CPU copy target for packets whose first bytes are not linear. */
+static DEFINE_PER_CPU(u8[WASMFW_MAX_PACKET], wasmfw_pkt_buf);
+
+/* Runs `f` on the calling CPU's instance. BH off: one user per instance. */
+static int wasmfw_run_local(struct wf_filter *f, const u8 *data, size_t len, int link)
+{
+	int verdict;
+
+	local_bh_disable();
+	this_cpu_write(wasmfw_in_packet, 1);
+	verdict = wf_run(f, smp_processor_id(), data, len, link);
+	this_cpu_write(wasmfw_in_packet, 0);
+	local_bh_enable();
+	return verdict;
+}
+
+static unsigned int wasmfw_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	struct wasmfw_nf *att = priv;
+	struct wf_filter *f;
+	unsigned int len;
+	const u8 *data;
+	int verdict;
+
+	if (!state->in || state->in->ifindex != att->ifindex)
+		return NF_ACCEPT;
+	/* Netfilter hooks already run inside an RCU read-side section. */
+	f = rcu_dereference(att->filter);
+	if (!f)
+		return NF_ACCEPT;
+	len = min_t(unsigned int, skb->len, WASMFW_MAX_PACKET);
+	local_bh_disable(); /* this CPU's copy buffer and filter instance */
+	data = skb_header_pointer(skb, 0, len, this_cpu_ptr(wasmfw_pkt_buf));
+	verdict = data ? wasmfw_run_local(f, data, len, WASMFW_LINK_RAW_IP) : 0;
+	local_bh_enable();
+	return verdict == 1 ? NF_DROP : NF_ACCEPT;
+}
+
+struct wasmfw_nf *wasmfw_nf_attach(const char *ifname, struct wf_filter *f, int *err)
+{
+	struct net *net = current->nsproxy->net_ns;
+	struct net_device *dev;
+	struct wasmfw_nf *att;
+	int i;
+
+	dev = dev_get_by_name(net, ifname);
+	if (!dev) {
+		*err = -ENODEV;
+		return NULL;
+	}
+	att = kzalloc(sizeof(*att), GFP_KERNEL);
+	if (!att) {
+		dev_put(dev);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	att->net = get_net(net);
+	att->ifindex = dev->ifindex;
+	dev_put(dev);
+	RCU_INIT_POINTER(att->filter, f);
+	for (i = 0; i < 2; i++) {
+		att->ops[i].hook = wasmfw_nf_hook;
+		att->ops[i].priv = att;
+		att->ops[i].pf = i == 0 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+		att->ops[i].hooknum = NF_INET_PRE_ROUTING;
+		att->ops[i].priority = NF_IP_PRI_FIRST + 1;
+	}
+	*err = nf_register_net_hooks(net, att->ops, 2);
+	if (*err) {
+		put_net(att->net);
+		kfree(att);
+		return NULL;
+	}
+	return att;
+}
+
+int wasmfw_nf_ifindex(const struct wasmfw_nf *att)
+{
+	return att->ifindex;
+}
+
+/* Swaps in a new filter; every packet sees the old one or the new one.
+ * Returns the old filter, which no CPU runs any more. */
+struct wf_filter *wasmfw_nf_swap(struct wasmfw_nf *att, struct wf_filter *f)
+{
+	struct wf_filter *old = rcu_replace_pointer(att->filter, f, true);
+
+	synchronize_rcu();
+	return old;
+}
+
+/* Unhooks and frees the attachment; returns its filter, no longer in use. */
+struct wf_filter *wasmfw_nf_detach(struct wasmfw_nf *att)
+{
+	struct wf_filter *f;
+
+	nf_unregister_net_hooks(att->net, att->ops, 2);
+	/* nf_unregister waits for running hooks (synchronize_net). */
+	f = rcu_dereference_protected(att->filter, true);
+	put_net(att->net);
+	kfree(att);
+	return f;
+}
+
+/* Is `att` in the caller's network namespace and on `ifname`? */
+bool wasmfw_nf_matches(const struct wasmfw_nf *att, const char *ifname)
+{
+	struct net *net = current->nsproxy->net_ns;
+	struct net_device *dev;
+	bool same;
+
+	if (att->net != net)
+		return false;
+	dev = dev_get_by_name(net, ifname);
+	if (!dev)
+		return false;
+	same = dev->ifindex == att->ifindex;
+	dev_put(dev);
+	return same;
+}
+
+/* ---- in-kernel test run ---------------------------------------------------- */
+
+int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat, u64 *total_ns)
+{
+	int verdict = 0;
+	u64 t0;
+	u32 i;
+
+	t0 = ktime_get_ns();
+	for (i = 0; i < repeat; i++) {
+		verdict = wasmfw_run_local(f, pkt, len, link);
+		if ((i & 1023) == 1023)
+			cond_resched();
+	}
+	*total_ns = ktime_get_ns() - t0;
+	return verdict;
+}
+
+/* ---- /dev/wasmfw -------------------------------------------------------- */
+
+static DEFINE_MUTEX(wasmfw_ctl_lock);
+
+static long wasmfw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	long ret;
+
+	if (!capable(CAP_NET_ADMIN))
+		return -EPERM;
+	/* One control operation at a time: the Rust registry relies on it. */
+	mutex_lock(&wasmfw_ctl_lock);
+	ret = wasmfw_rs_ioctl(cmd, arg);
+	mutex_unlock(&wasmfw_ctl_lock);
+	return ret;
+}
+
+static const struct file_operations wasmfw_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = wasmfw_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+static struct miscdevice wasmfw_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "wasmfw",
+	.fops = &wasmfw_fops,
+	.mode = 0600,
+};
+
+int wasmfw_glue_init(void)
+{
+	return misc_register(&wasmfw_misc);
+}
+
+void wasmfw_glue_exit(void)
+{
+	misc_deregister(&wasmfw_misc);
+	/* No ioctl can run any more; the Rust side frees what is left. */
+	mutex_lock(&wasmfw_ctl_lock);
+	wasmfw_rs_teardown();
+	mutex_unlock(&wasmfw_ctl_lock);
+}

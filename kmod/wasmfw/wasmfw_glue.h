@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Between wasmfw_glue.c and wasmfw_main.rs (declared there as extern "C"). */
+#ifndef _WASMFW_GLUE_H
+#define _WASMFW_GLUE_H
+
+#include <linux/types.h>
+#include "wasmfw_uapi.h"
+
+#define WASMFW_LINK_ETHERNET 1
+#define WASMFW_LINK_RAW_IP 2
+
+struct wf_filter;
+struct wasmfw_nf;
+
+/* Rust (wasmfw_main.rs), called with the control mutex held. */
+long wasmfw_rs_ioctl(unsigned int cmd, unsigned long arg);
+void wasmfw_rs_teardown(void);
+
+/* Host hooks the engine object calls (wasmfw_glue.c). */
+void *wasmfw_host_alloc(size_t size, size_t align);
+void wasmfw_host_free(void *ptr);
+u64 wasmfw_host_now_ns(void);
+void wasmfw_host_log(u64 cookie, int level, const u8 *msg, size_t len);
+void __noreturn wasmfw_host_panic(const u8 *msg, size_t len);
+
+/* C (wasmfw_glue.c). */
+int wasmfw_glue_init(void);
+void wasmfw_glue_exit(void);
+struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
+				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
+				   char *err, size_t err_cap, u32 *stack_used);
+int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat, u64 *total_ns);
+struct wasmfw_nf *wasmfw_nf_attach(const char *ifname, struct wf_filter *f, int *err);
+struct wf_filter *wasmfw_nf_swap(struct wasmfw_nf *att, struct wf_filter *f);
+struct wf_filter *wasmfw_nf_detach(struct wasmfw_nf *att);
+bool wasmfw_nf_matches(const struct wasmfw_nf *att, const char *ifname);
+int wasmfw_nf_ifindex(const struct wasmfw_nf *att);
+
+#endif

@@ -1,0 +1,649 @@
+// SPDX-License-Identifier: GPL-2.0
+//! wasmfw: WebAssembly packet filters in the kernel.
+//!
+//! This is the control plane: it decodes the ioctls of /dev/wasmfw
+//! (`wasmfw_uapi.h`), checks every length, index and id, keeps the table of
+//! loaded filters and drives the engine object (`wasmfw_engine.o`, wasmi)
+//! and the C glue (`wasmfw_glue.c`: misc device, netfilter hooks, RCU).
+//! The glue calls [`wasmfw_rs_ioctl`] with its control mutex held and only
+//! after checking CAP_NET_ADMIN.
+
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong};
+use core::mem::size_of;
+
+use kernel::prelude::*;
+use kernel::types::{AsBytes, FromBytes};
+use kernel::uaccess::UserSlice;
+
+module! {
+    type: Wasmfw,
+    name: "wasmfw",
+    author: "wasmfw",
+    description: "WebAssembly packet filters (wasmi) at netfilter and XDP",
+    license: "GPL",
+}
+
+/// The engine's loaded filter (kmod/engine-ffi); opaque here.
+#[repr(C)]
+struct WfFilter {
+    _p: [u8; 0],
+}
+
+/// A netfilter attachment (wasmfw_glue.c); opaque here.
+#[repr(C)]
+struct WasmfwNf {
+    _p: [u8; 0],
+}
+
+extern "C" {
+    fn wasmfw_glue_init() -> c_int;
+    fn wasmfw_glue_exit();
+    #[allow(clippy::too_many_arguments)]
+    fn wasmfw_glue_load(
+        wasm: *const u8,
+        wasm_len: usize,
+        cfg: *const u8,
+        cfg_len: usize,
+        fuel: u64,
+        memory_limit: u64,
+        on_fault: u32,
+        cookie: u64,
+        err: *mut c_char,
+        err_cap: usize,
+        stack_used: *mut u32,
+    ) -> *mut WfFilter;
+    fn wasmfw_glue_test_run(f: *mut WfFilter, pkt: *const u8, len: u32, link: c_int, repeat: u32, ns: *mut u64) -> c_int;
+    fn wasmfw_nf_attach(ifname: *const c_char, f: *mut WfFilter, err: *mut c_int) -> *mut WasmfwNf;
+    fn wasmfw_nf_swap(att: *mut WasmfwNf, f: *mut WfFilter) -> *mut WfFilter;
+    fn wasmfw_nf_detach(att: *mut WasmfwNf) -> *mut WfFilter;
+    fn wasmfw_nf_matches(att: *const WasmfwNf, ifname: *const c_char) -> bool;
+    fn wasmfw_nf_ifindex(att: *const WasmfwNf) -> c_int;
+    fn wf_free(f: *mut WfFilter);
+    fn wf_counters(f: *const WfFilter, out: *mut Counter, cap: usize) -> usize;
+    fn wf_maps(f: *const WfFilter, out: *mut MapInfo, cap: usize) -> usize;
+    fn wf_map_update(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize, v: *const u8, vl: usize) -> c_int;
+    fn wf_map_delete(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize) -> c_int;
+    fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize) -> i64;
+}
+
+// ---- uapi (mirrors wasmfw_uapi.h) -------------------------------------------
+
+const UAPI_VERSION: u32 = 1;
+const MAX_WASM: u32 = 1 << 20;
+const MAX_CONFIG: u32 = 8192;
+const MAX_ERR: u32 = 4096;
+const MAX_TEST_PACKET: u32 = 9216;
+const MAX_DUMP: u64 = 16 << 20;
+const MAX_FILTERS: usize = 64;
+const HOOK_NETFILTER: u32 = 1;
+const HOOK_XDP: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Load {
+    wasm: u64,
+    config: u64,
+    wasm_len: u32,
+    config_len: u32,
+    fuel: u64,
+    memory_limit: u64,
+    on_fault: u32,
+    id: u32,
+    name: [u8; 32],
+    policy: [u8; 128],
+    err: u64,
+    err_len: u32,
+    stack_used: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Attach {
+    id: u32,
+    hook: u32,
+    ifname: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Detach {
+    ifname: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Unload {
+    id: u32,
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Info {
+    id: u32,
+    hook: u32,
+    ifindex: u32,
+    on_fault: u32,
+    ifname: [u8; 16],
+    name: [u8; 32],
+    policy: [u8; 128],
+    fuel: u64,
+    memory_limit: u64,
+}
+
+/// LIST, COUNTERS and MAPS share this shape: an array to fill and its size.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct List {
+    buf: u64,
+    cap: u32,
+    count: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IdList {
+    id: u32,
+    cap: u32,
+    buf: u64,
+    count: u32,
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Counter {
+    name: [u8; 32],
+    value: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MapInfo {
+    name: [u8; 32],
+    kind: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MapOp {
+    id: u32,
+    op: u32,
+    map: [u8; 32],
+    key: u64,
+    value: u64,
+    key_len: u32,
+    value_len: u32,
+    result: i32,
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MapDump {
+    id: u32,
+    pad: u32,
+    map: [u8; 32],
+    buf: u64,
+    cap: u64,
+    len: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TestRun {
+    id: u32,
+    link: u32,
+    packet: u64,
+    packet_len: u32,
+    repeat: u32,
+    verdict: u32,
+    pad: u32,
+    total_ns: u64,
+}
+
+// SAFETY: all of these are `repr(C)` integers and byte arrays laid out
+// without padding (checked against the C header by the sizes below), so
+// every bit pattern is valid and every byte is initialised.
+unsafe impl FromBytes for Load {}
+unsafe impl AsBytes for Load {}
+unsafe impl FromBytes for Attach {}
+unsafe impl FromBytes for Detach {}
+unsafe impl FromBytes for Unload {}
+unsafe impl AsBytes for Info {}
+unsafe impl FromBytes for List {}
+unsafe impl AsBytes for List {}
+unsafe impl FromBytes for IdList {}
+unsafe impl AsBytes for IdList {}
+unsafe impl AsBytes for Counter {}
+unsafe impl AsBytes for MapInfo {}
+unsafe impl FromBytes for MapOp {}
+unsafe impl AsBytes for MapOp {}
+unsafe impl FromBytes for MapDump {}
+unsafe impl AsBytes for MapDump {}
+unsafe impl FromBytes for TestRun {}
+unsafe impl AsBytes for TestRun {}
+
+const _: () = {
+    assert!(size_of::<Load>() == 224);
+    assert!(size_of::<Attach>() == 24);
+    assert!(size_of::<Info>() == 208);
+    assert!(size_of::<List>() == 16);
+    assert!(size_of::<IdList>() == 24);
+    assert!(size_of::<Counter>() == 40);
+    assert!(size_of::<MapInfo>() == 48);
+    assert!(size_of::<MapOp>() == 72);
+    assert!(size_of::<MapDump>() == 64);
+    assert!(size_of::<TestRun>() == 40);
+};
+
+/// `_IOC(dir, 0xf7, nr, size)` as <asm-generic/ioctl.h> encodes it.
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (0xf7 << 8) | nr
+}
+const W: u32 = 1;
+const R: u32 = 2;
+const IOC_VERSION: u32 = ioc(R, 0, 4);
+const IOC_LOAD: u32 = ioc(R | W, 1, size_of::<Load>());
+const IOC_ATTACH: u32 = ioc(W, 2, size_of::<Attach>());
+const IOC_DETACH: u32 = ioc(W, 3, size_of::<Detach>());
+const IOC_UNLOAD: u32 = ioc(W, 4, size_of::<Unload>());
+const IOC_LIST: u32 = ioc(R | W, 5, size_of::<List>());
+const IOC_COUNTERS: u32 = ioc(R | W, 6, size_of::<IdList>());
+const IOC_MAPS: u32 = ioc(R | W, 7, size_of::<IdList>());
+const IOC_MAP_OP: u32 = ioc(R | W, 8, size_of::<MapOp>());
+const IOC_MAP_DUMP: u32 = ioc(R | W, 9, size_of::<MapDump>());
+const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
+
+// ---- the registry of loaded filters ------------------------------------------
+
+struct Entry {
+    id: u32,
+    filter: *mut WfFilter,
+    /// Null while loaded but not attached.
+    att: *mut WasmfwNf,
+    hook: u32,
+    ifname: [u8; 16],
+    name: [u8; 32],
+    policy: [u8; 128],
+    fuel: u64,
+    memory_limit: u64,
+    on_fault: u32,
+}
+
+struct Registry {
+    slots: [Option<Entry>; MAX_FILTERS],
+    next_id: u32,
+}
+
+struct Global(UnsafeCell<Registry>);
+
+// SAFETY: the registry is only touched by wasmfw_rs_ioctl and
+// wasmfw_rs_teardown, which the C glue calls with wasmfw_ctl_lock held.
+unsafe impl Sync for Global {}
+
+static REGISTRY: Global = Global(UnsafeCell::new(Registry { slots: [const { None }; MAX_FILTERS], next_id: 1 }));
+
+impl Registry {
+    fn get(&mut self, id: u32) -> Result<&mut Entry> {
+        self.slots.iter_mut().flatten().find(|e| e.id == id).ok_or(ENOENT)
+    }
+
+    fn index_of(&self, id: u32) -> Option<usize> {
+        self.slots.iter().position(|e| e.as_ref().is_some_and(|e| e.id == id))
+    }
+
+    /// The attached entry on `ifname` in the caller's namespace.
+    fn attached_on(&self, ifname: &[u8; 16]) -> Option<usize> {
+        self.slots.iter().position(|e| {
+            // SAFETY: `att` is a live attachment and ifname is NUL-terminated.
+            e.as_ref().is_some_and(|e| !e.att.is_null() && unsafe { wasmfw_nf_matches(e.att, ifname.as_ptr().cast()) })
+        })
+    }
+
+    /// Removes an entry, detaching it first, and frees its filter.
+    fn release(&mut self, index: usize) {
+        if let Some(e) = self.slots[index].take() {
+            let f = if e.att.is_null() {
+                e.filter
+            } else {
+                // SAFETY: a live attachment; detaching waits for running hooks.
+                unsafe { wasmfw_nf_detach(e.att) }
+            };
+            // SAFETY: no hook can run the filter any more.
+            unsafe { wf_free(f) };
+        }
+    }
+}
+
+fn read<T: FromBytes>(arg: usize) -> Result<T> {
+    UserSlice::new(arg, size_of::<T>()).reader().read()
+}
+
+fn write<T: AsBytes>(arg: usize, v: &T) -> Result {
+    UserSlice::new(arg, size_of::<T>()).writer().write(v)
+}
+
+/// Bytes from userspace, at most `max`.
+fn read_bytes(ptr: u64, len: u32, max: u32) -> Result<KVec<u8>> {
+    if len > max {
+        return Err(E2BIG);
+    }
+    let mut v = KVec::new();
+    if len > 0 {
+        UserSlice::new(ptr as usize, len as usize).read_all(&mut v, GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+/// A fixed-size name from userspace must be NUL-terminated and non-empty.
+fn checked_name<const N: usize>(n: &[u8; N]) -> Result {
+    match n.iter().position(|&b| b == 0) {
+        Some(0) | None => Err(EINVAL),
+        Some(_) => Ok(()),
+    }
+}
+
+fn load(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: Load = read(arg)?;
+    if req.wasm_len == 0 || req.err_len > MAX_ERR || req.fuel == 0 || req.fuel > 100_000_000 {
+        return Err(EINVAL);
+    }
+    if req.memory_limit < 65536 || req.memory_limit > (64 << 20) || req.on_fault > 1 {
+        return Err(EINVAL);
+    }
+    // Names are for display; force termination rather than trust it.
+    req.name[31] = 0;
+    req.policy[127] = 0;
+    let slot = reg.slots.iter().position(|e| e.is_none()).ok_or(ENOSPC)?;
+    let wasm = read_bytes(req.wasm, req.wasm_len, MAX_WASM)?;
+    let cfg = read_bytes(req.config, req.config_len, MAX_CONFIG)?;
+    let mut err = [0u8; 256];
+    let mut stack_used = 0u32;
+    let id = reg.next_id;
+    // SAFETY: the buffers are live for the call; wasmfw_glue_load copies
+    // what it keeps.
+    let filter = unsafe {
+        wasmfw_glue_load(
+            wasm.as_ptr(),
+            wasm.len(),
+            cfg.as_ptr(),
+            cfg.len(),
+            req.fuel,
+            req.memory_limit,
+            req.on_fault,
+            id as u64,
+            err.as_mut_ptr().cast(),
+            err.len(),
+            &mut stack_used,
+        )
+    };
+    if filter.is_null() {
+        let n = err.iter().position(|&b| b == 0).unwrap_or(err.len() - 1);
+        pr_info!("load refused: {}\n", core::str::from_utf8(&err[..n]).unwrap_or("(not UTF-8)"));
+        if req.err_len > 0 {
+            let n = (n + 1).min(req.err_len as usize);
+            UserSlice::new(req.err as usize, n).writer().write_slice(&err[..n])?;
+        }
+        return Err(EINVAL);
+    }
+    reg.next_id = reg.next_id.wrapping_add(1).max(1);
+    reg.slots[slot] = Some(Entry {
+        id,
+        filter,
+        att: core::ptr::null_mut(),
+        hook: 0,
+        ifname: [0; 16],
+        name: req.name,
+        policy: req.policy,
+        fuel: req.fuel,
+        memory_limit: req.memory_limit,
+        on_fault: req.on_fault,
+    });
+    req.id = id;
+    req.stack_used = stack_used;
+    pr_info!("filter {} loaded (kernel stack used by the load: {} bytes)\n", id, stack_used);
+    if let Err(e) = write(arg, &req) {
+        reg.release(slot);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn attach(reg: &mut Registry, arg: usize) -> Result {
+    let req: Attach = read(arg)?;
+    checked_name(&req.ifname)?;
+    match req.hook {
+        HOOK_NETFILTER => {}
+        // XDP goes through xdp-bridge (not in this module yet): EOPNOTSUPP.
+        HOOK_XDP => return Err(Error::from_errno(-95)),
+        _ => return Err(EINVAL),
+    }
+    let index = reg.index_of(req.id).ok_or(ENOENT)?;
+    if !reg.get(req.id)?.att.is_null() {
+        return Err(EBUSY);
+    }
+    let filter = reg.get(req.id)?.filter;
+    let att = match reg.attached_on(&req.ifname) {
+        Some(old) => {
+            // Atomic replacement: the hook stays registered and switches
+            // from the old filter to the new one under RCU.
+            let att = reg.slots[old].as_mut().map(|e| e.att).ok_or(ENOENT)?;
+            // SAFETY: live attachment; swap waits for a grace period.
+            let old_filter = unsafe { wasmfw_nf_swap(att, filter) };
+            if let Some(e) = reg.slots[old].as_mut() {
+                e.att = core::ptr::null_mut();
+                e.filter = old_filter;
+            }
+            reg.release(old);
+            att
+        }
+        None => {
+            let mut err: c_int = 0;
+            // SAFETY: ifname is NUL-terminated (checked); filter is live.
+            let att = unsafe { wasmfw_nf_attach(req.ifname.as_ptr().cast(), filter, &mut err) };
+            if att.is_null() {
+                return Err(Error::from_errno(err));
+            }
+            att
+        }
+    };
+    let e = reg.slots[index].as_mut().ok_or(ENOENT)?;
+    e.att = att;
+    e.hook = req.hook;
+    e.ifname = req.ifname;
+    Ok(())
+}
+
+fn detach(reg: &mut Registry, arg: usize) -> Result {
+    let req: Detach = read(arg)?;
+    checked_name(&req.ifname)?;
+    let index = reg.attached_on(&req.ifname).ok_or(ENOENT)?;
+    reg.release(index);
+    Ok(())
+}
+
+fn unload(reg: &mut Registry, arg: usize) -> Result {
+    let req: Unload = read(arg)?;
+    let index = reg.index_of(req.id).ok_or(ENOENT)?;
+    if !reg.get(req.id)?.att.is_null() {
+        return Err(EBUSY);
+    }
+    reg.release(index);
+    Ok(())
+}
+
+fn list(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: List = read(arg)?;
+    let mut out = UserSlice::new(req.buf as usize, req.cap as usize * size_of::<Info>()).writer();
+    let mut count = 0u32;
+    for e in reg.slots.iter().flatten() {
+        if count < req.cap {
+            let info = Info {
+                id: e.id,
+                hook: e.hook,
+                // SAFETY: a live attachment.
+                ifindex: if e.att.is_null() { 0 } else { unsafe { wasmfw_nf_ifindex(e.att) as u32 } },
+                on_fault: e.on_fault,
+                ifname: e.ifname,
+                name: e.name,
+                policy: e.policy,
+                fuel: e.fuel,
+                memory_limit: e.memory_limit,
+            };
+            out.write(&info)?;
+        }
+        count += 1;
+    }
+    req.count = count;
+    write(arg, &req)
+}
+
+const MAX_ITEMS: usize = 64;
+
+fn counters(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: IdList = read(arg)?;
+    let f = reg.get(req.id)?.filter;
+    let mut buf = [Counter { name: [0; 32], value: 0 }; MAX_ITEMS];
+    // SAFETY: f is live; buf has MAX_ITEMS entries.
+    let n = unsafe { wf_counters(f, buf.as_mut_ptr(), MAX_ITEMS) };
+    let mut out = UserSlice::new(req.buf as usize, req.cap as usize * size_of::<Counter>()).writer();
+    for c in buf.iter().take(n.min(MAX_ITEMS).min(req.cap as usize)) {
+        out.write(c)?;
+    }
+    req.count = n as u32;
+    write(arg, &req)
+}
+
+fn maps(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: IdList = read(arg)?;
+    let f = reg.get(req.id)?.filter;
+    let mut buf = [MapInfo { name: [0; 32], kind: 0, key_size: 0, value_size: 0, max_entries: 0 }; 16];
+    // SAFETY: f is live; buf has 16 entries.
+    let n = unsafe { wf_maps(f, buf.as_mut_ptr(), buf.len()) };
+    let mut out = UserSlice::new(req.buf as usize, req.cap as usize * size_of::<MapInfo>()).writer();
+    for m in buf.iter().take(n.min(16).min(req.cap as usize)) {
+        out.write(m)?;
+    }
+    req.count = n as u32;
+    write(arg, &req)
+}
+
+fn map_op(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: MapOp = read(arg)?;
+    checked_name(&req.map)?;
+    let f = reg.get(req.id)?.filter;
+    let key = read_bytes(req.key, req.key_len, 64)?;
+    let name = req.map.as_ptr().cast();
+    req.result = match req.op {
+        1 => {
+            let value = read_bytes(req.value, req.value_len, 256)?;
+            // SAFETY: live filter, NUL-terminated name, buffers of the given sizes.
+            unsafe { wf_map_update(f, name, key.as_ptr(), key.len(), value.as_ptr(), value.len()) }
+        }
+        // SAFETY: as above.
+        2 => unsafe { wf_map_delete(f, name, key.as_ptr(), key.len()) },
+        _ => return Err(EINVAL),
+    };
+    write(arg, &req)
+}
+
+fn map_dump(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: MapDump = read(arg)?;
+    checked_name(&req.map)?;
+    let f = reg.get(req.id)?.filter;
+    let cap = req.cap.min(MAX_DUMP) as usize;
+    let mut buf = KVVec::with_capacity(cap, GFP_KERNEL)?;
+    for _ in 0..cap {
+        buf.push(0u8, GFP_KERNEL)?;
+    }
+    // SAFETY: live filter, NUL-terminated name, buf has `cap` bytes.
+    let len = unsafe { wf_map_dump(f, req.map.as_ptr().cast(), buf.as_mut_ptr(), cap) };
+    if len < 0 {
+        return Err(ENOENT);
+    }
+    let n = (len as usize).min(cap);
+    UserSlice::new(req.buf as usize, n).writer().write_slice(&buf[..n])?;
+    req.len = len as u64;
+    write(arg, &req)
+}
+
+fn test_run(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: TestRun = read(arg)?;
+    if req.repeat == 0 || req.repeat > 100_000_000 || !(1..=2).contains(&req.link) {
+        return Err(EINVAL);
+    }
+    let f = reg.get(req.id)?.filter;
+    let pkt = read_bytes(req.packet, req.packet_len, MAX_TEST_PACKET)?;
+    let mut ns = 0u64;
+    // SAFETY: live filter (the control lock keeps it from being freed);
+    // the packet buffer lives across the call.
+    let verdict = unsafe { wasmfw_glue_test_run(f, pkt.as_ptr(), pkt.len() as u32, req.link as c_int, req.repeat, &mut ns) };
+    req.verdict = verdict as u32;
+    req.total_ns = ns;
+    write(arg, &req)
+}
+
+fn dispatch(reg: &mut Registry, cmd: u32, arg: usize) -> Result {
+    match cmd {
+        IOC_VERSION => UserSlice::new(arg, 4).writer().write_slice(&UAPI_VERSION.to_ne_bytes()),
+        IOC_LOAD => load(reg, arg),
+        IOC_ATTACH => attach(reg, arg),
+        IOC_DETACH => detach(reg, arg),
+        IOC_UNLOAD => unload(reg, arg),
+        IOC_LIST => list(reg, arg),
+        IOC_COUNTERS => counters(reg, arg),
+        IOC_MAPS => maps(reg, arg),
+        IOC_MAP_OP => map_op(reg, arg),
+        IOC_MAP_DUMP => map_dump(reg, arg),
+        IOC_TEST_RUN => test_run(reg, arg),
+        _ => Err(ENOTTY),
+    }
+}
+
+/// Entry point of every ioctl.
+#[no_mangle]
+pub extern "C" fn wasmfw_rs_ioctl(cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: the glue holds wasmfw_ctl_lock: this is the only reference.
+    let reg = unsafe { &mut *REGISTRY.0.get() };
+    match dispatch(reg, cmd, arg as usize) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// Detaches and frees everything (module exit).
+#[no_mangle]
+pub extern "C" fn wasmfw_rs_teardown() {
+    // SAFETY: called with wasmfw_ctl_lock held after the device is gone.
+    let reg = unsafe { &mut *REGISTRY.0.get() };
+    for i in 0..MAX_FILTERS {
+        reg.release(i);
+    }
+}
+
+struct Wasmfw;
+
+impl kernel::Module for Wasmfw {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: plain C initialiser, called once.
+        let rc = unsafe { wasmfw_glue_init() };
+        if rc != 0 {
+            return Err(Error::from_errno(rc));
+        }
+        pr_info!("loaded: /dev/wasmfw, uapi v{}, hooks: netfilter\n", UAPI_VERSION);
+        Ok(Wasmfw)
+    }
+}
+
+impl Drop for Wasmfw {
+    fn drop(&mut self) {
+        // SAFETY: undoes wasmfw_glue_init; frees every filter.
+        unsafe { wasmfw_glue_exit() };
+        pr_info!("unloaded\n");
+    }
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * wasmfw control interface: ioctls on /dev/wasmfw (CAP_NET_ADMIN).
+ * Mirrored in Rust by kmod/wasmfw/uapi.rs (module) and ctl/src/kmod.rs
+ * (wasmfw). Every struct is 8-byte aligned with explicit padding; pointers
+ * are __u64. Bump WASMFW_UAPI_VERSION on any change.
+ */
+#ifndef _WASMFW_UAPI_H
+#define _WASMFW_UAPI_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define WASMFW_UAPI_VERSION 1
+#define WASMFW_NAME_LEN 32
+#define WASMFW_IFNAME_LEN 16
+#define WASMFW_POLICY_LEN 128
+#define WASMFW_MAX_WASM (1u << 20)      /* bytes of a module */
+#define WASMFW_MAX_CONFIG 8192
+#define WASMFW_MAX_PACKET 2048          /* bytes a filter sees of a packet */
+
+#define WASMFW_HOOK_NETFILTER 1         /* IPv4+IPv6 PRE_ROUTING, one interface */
+#define WASMFW_HOOK_XDP 2               /* through xdp-bridge (issue 5) */
+
+struct wasmfw_load {
+	__u64 wasm;                     /* in: module bytes */
+	__u64 config;                   /* in: key=value parameter text */
+	__u32 wasm_len;
+	__u32 config_len;
+	__u64 fuel;                     /* per packet */
+	__u64 memory_limit;             /* bytes */
+	__u32 on_fault;                 /* 0 pass, 1 drop */
+	__u32 id;                       /* out: filter id */
+	char name[WASMFW_NAME_LEN];     /* filter name, for status */
+	char policy[WASMFW_POLICY_LEN]; /* policy path, for status */
+	__u64 err;                      /* in: buffer for a one-line error */
+	__u32 err_len;
+	__u32 stack_used;               /* out: kernel stack the load used, bytes */
+};
+
+struct wasmfw_attach {
+	__u32 id;
+	__u32 hook;
+	char ifname[WASMFW_IFNAME_LEN]; /* in the caller's network namespace */
+};
+
+struct wasmfw_detach {
+	char ifname[WASMFW_IFNAME_LEN];
+};
+
+struct wasmfw_unload {
+	__u32 id;
+	__u32 pad;
+};
+
+struct wasmfw_info {
+	__u32 id;
+	__u32 hook;                     /* 0 = loaded, not attached */
+	__u32 ifindex;
+	__u32 on_fault;
+	char ifname[WASMFW_IFNAME_LEN];
+	char name[WASMFW_NAME_LEN];
+	char policy[WASMFW_POLICY_LEN];
+	__u64 fuel;
+	__u64 memory_limit;
+};
+
+struct wasmfw_list {
+	__u64 buf;                      /* struct wasmfw_info[cap] */
+	__u32 cap;
+	__u32 count;                    /* out: filters loaded (may exceed cap) */
+};
+
+struct wasmfw_counter {
+	char name[WASMFW_NAME_LEN];
+	__u64 value;
+};
+
+struct wasmfw_counters {
+	__u32 id;
+	__u32 cap;
+	__u64 buf;                      /* struct wasmfw_counter[cap] */
+	__u32 count;                    /* out */
+	__u32 pad;
+};
+
+struct wasmfw_map_info {
+	char name[WASMFW_NAME_LEN];
+	__u32 kind;                     /* 1 hash, 2 per-CPU array */
+	__u32 key_size;
+	__u32 value_size;
+	__u32 max_entries;
+};
+
+struct wasmfw_maps {
+	__u32 id;
+	__u32 cap;
+	__u64 buf;                      /* struct wasmfw_map_info[cap] */
+	__u32 count;                    /* out */
+	__u32 pad;
+};
+
+#define WASMFW_MAP_UPDATE 1
+#define WASMFW_MAP_DELETE 2
+
+struct wasmfw_map_op {
+	__u32 id;
+	__u32 op;
+	char map[WASMFW_NAME_LEN];
+	__u64 key;
+	__u64 value;
+	__u32 key_len;
+	__u32 value_len;
+	__s32 result;                   /* out: ABI code (0 ok, 1 deleted, <0 error) */
+	__u32 pad;
+};
+
+/* Records: __u32 cpu, key bytes, value bytes. */
+struct wasmfw_map_dump {
+	__u32 id;
+	__u32 pad;
+	char map[WASMFW_NAME_LEN];
+	__u64 buf;
+	__u64 cap;
+	__u64 len;                      /* out: bytes needed */
+};
+
+/* Runs a loaded filter `repeat` times on one packet, in the kernel, on the
+ * calling CPU's instance, like BPF_PROG_TEST_RUN. */
+struct wasmfw_test_run {
+	__u32 id;
+	__u32 link;                     /* 1 Ethernet, 2 raw IP */
+	__u64 packet;
+	__u32 packet_len;
+	__u32 repeat;
+	__u32 verdict;                  /* out: 0 pass, 1 drop */
+	__u32 pad;
+	__u64 total_ns;                 /* out: time for all runs */
+};
+
+#define WASMFW_IOC_MAGIC 0xf7
+#define WASMFW_IOC_VERSION   _IOR(WASMFW_IOC_MAGIC, 0, __u32)
+#define WASMFW_IOC_LOAD      _IOWR(WASMFW_IOC_MAGIC, 1, struct wasmfw_load)
+#define WASMFW_IOC_ATTACH    _IOW(WASMFW_IOC_MAGIC, 2, struct wasmfw_attach)
+#define WASMFW_IOC_DETACH    _IOW(WASMFW_IOC_MAGIC, 3, struct wasmfw_detach)
+#define WASMFW_IOC_UNLOAD    _IOW(WASMFW_IOC_MAGIC, 4, struct wasmfw_unload)
+#define WASMFW_IOC_LIST      _IOWR(WASMFW_IOC_MAGIC, 5, struct wasmfw_list)
+#define WASMFW_IOC_COUNTERS  _IOWR(WASMFW_IOC_MAGIC, 6, struct wasmfw_counters)
+#define WASMFW_IOC_MAPS      _IOWR(WASMFW_IOC_MAGIC, 7, struct wasmfw_maps)
+#define WASMFW_IOC_MAP_OP    _IOWR(WASMFW_IOC_MAGIC, 8, struct wasmfw_map_op)
+#define WASMFW_IOC_MAP_DUMP  _IOWR(WASMFW_IOC_MAGIC, 9, struct wasmfw_map_dump)
+#define WASMFW_IOC_TEST_RUN  _IOWR(WASMFW_IOC_MAGIC, 10, struct wasmfw_test_run)
+
+#endif

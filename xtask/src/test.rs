@@ -1,0 +1,52 @@
+//! `cargo xtask test`: every test, in the order that builds what the next
+//! step needs. This is what `.ci/run` runs.
+
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::deps::{root, run};
+
+pub struct Options {
+    /// Skip the guest kernel tests (they build a kernel on first use).
+    pub no_guest: bool,
+}
+
+pub fn run_all(opts: &Options) -> Result<()> {
+    let mut failed = Vec::new();
+    let mut passed = Vec::new();
+    let mut step = |name: &str, f: &dyn Fn() -> Result<()>| {
+        eprintln!("\n### xtask test: {name}");
+        match f() {
+            Ok(()) => passed.push(name.to_string()),
+            Err(e) => {
+                eprintln!("### FAILED: {name}: {e:#}");
+                failed.push(name.to_string());
+            }
+        }
+    };
+    step("install dependencies", &crate::deps::ensure_all);
+    step("build filters (wasm32v1-none)", &crate::filters::build);
+    step("build eBPF programs (bpfel)", &crate::ebpf::build);
+    step("cargo test (engine, policies, wasmfw, eBPF on veth)", &|| {
+        run(Command::new("cargo").current_dir(root()).args(["test", "--workspace", "--", "--test-threads=1"]))
+    });
+    step("filter SDK unit tests", &|| {
+        run(Command::new("cargo").current_dir(root().join("filters")).args(["test", "-p", "wasmfw-filter-sdk"]))
+    });
+    if !opts.no_guest {
+        step("guest kernel tests", &crate::guest::test);
+    }
+    eprintln!("\n### xtask test summary");
+    for p in &passed {
+        eprintln!("ok      {p}");
+    }
+    for f in &failed {
+        eprintln!("FAILED  {f}");
+    }
+    println!("{} passed, {} failed", passed.len(), failed.len());
+    if !failed.is_empty() {
+        bail!("{} step(s) failed", failed.len());
+    }
+    Ok(())
+}
