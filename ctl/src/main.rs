@@ -1,6 +1,7 @@
 //! `wasmfw`: check, replay, load and inspect Wasm packet filters.
 
 mod check;
+mod kmod;
 mod manage;
 mod replay;
 mod wasm;
@@ -57,6 +58,9 @@ pub struct LoadArgs {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
     pub mode: XdpMode,
+    /// Atomically replace a filter already attached on the interface (wasm engine).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +78,19 @@ enum Cmd {
         #[arg(long)]
         pcap: PathBuf,
         /// One JSON object per packet, then a summary object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a filter in the kernel on every packet of a capture, N times each
+    /// (like BPF_PROG_TEST_RUN): verdicts and ns per run.
+    TestRun {
+        /// A policy (.toml) or a filter (.wasm).
+        target: PathBuf,
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Runs per packet.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
         #[arg(long)]
         json: bool,
     },
@@ -113,6 +130,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().cmd {
         Cmd::Check { target } => check::run(&target),
         Cmd::Replay { target, pcap, json } => replay::run(&target, &pcap, json),
+        Cmd::TestRun { target, pcap, repeat, json } => manage::test_run(&target, &pcap, repeat, json),
         Cmd::Load(args) => manage::load(&args),
         Cmd::Unload { iface } => manage::unload(&iface),
         Cmd::Status { json } => manage::status(json),

@@ -55,6 +55,9 @@ pub struct Entry {
     /// Kernel program id (ebpf).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prog_id: Option<u32>,
+    /// Filter id in the wasmfw module (wasm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_id: Option<u32>,
     /// False if the record exists but its program is gone.
     #[serde(default = "yes")]
     pub attached: bool,
@@ -215,12 +218,7 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         None => target.hook,
     };
     match args.engine {
-        Engine::Wasm => {
-            if !Path::new("/dev/wasmfw").exists() {
-                bail!("the wasmfw kernel module is not loaded (no /dev/wasmfw); load it (kmod/) or use --engine ebpf");
-            }
-            bail!("--engine wasm: attaching through /dev/wasmfw is not implemented in this build of wasmfw yet");
-        }
+        Engine::Wasm => return load_wasm(args, &iface, hook),
         Engine::Ebpf => {}
     }
     if hook != Hook::Xdp {
@@ -255,6 +253,7 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         policy: target.policy.clone(),
         loaded_at: now(),
         prog_id: Some(prog_id),
+        filter_id: None,
         attached: true,
         counters: BTreeMap::new(),
     };
@@ -289,6 +288,11 @@ pub fn unload(iface: &str) -> Result<()> {
     let dir = pin_dir(iface);
     let record = read_record(iface);
     if record.is_none() && !dir.exists() {
+        if let Some(info) = kmod_attached(iface)? {
+            crate::kmod::Device::open()?.detach(iface)?;
+            println!("{} detached from {iface} (wasm)", info.name());
+            return Ok(());
+        }
         bail!("nothing attached on {iface} by wasmfw");
     }
     check_privileges("unloading an eBPF program")?;
@@ -330,7 +334,102 @@ fn entries(iface: Option<&str>) -> Result<Vec<Entry>> {
             out.push(e);
         }
     }
+    if Path::new(crate::kmod::DEVICE).exists() {
+        let dev = crate::kmod::Device::open()?;
+        for info in dev.list()? {
+            if info.hook == 0 || iface.is_some_and(|i| i != info.ifname()) {
+                continue;
+            }
+            let policy = info.policy();
+            out.push(Entry {
+                iface: info.ifname(),
+                engine: "wasm".into(),
+                hook: if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" }.into(),
+                mode: String::new(),
+                filter: info.name(),
+                policy: (!policy.is_empty()).then_some(policy),
+                loaded_at: 0,
+                prog_id: None,
+                filter_id: Some(info.id),
+                attached: true,
+                counters: dev.counters(info.id)?.into_iter().collect(),
+            });
+        }
+    }
     Ok(out)
+}
+
+/// The kernel module's attachment on `iface`, if the module is loaded.
+fn kmod_attached(iface: &str) -> Result<Option<crate::kmod::Info>> {
+    if !Path::new(crate::kmod::DEVICE).exists() {
+        return Ok(None);
+    }
+    Ok(crate::kmod::Device::open()?.list()?.into_iter().find(|i| i.hook != 0 && i.ifname() == iface))
+}
+
+/// The policy of a load target for the Wasm engine (which needs the .wasm).
+fn wasm_policy(target: &Path) -> Result<Policy> {
+    Policy::load(target).map_err(|e| anyhow!("{e}"))
+}
+
+/// `load --engine wasm`: load into the kernel module, then attach; a
+/// failed attach unloads again, so nothing is left behind.
+fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook) -> Result<()> {
+    let policy = wasm_policy(&args.target)?;
+    let dev = crate::kmod::Device::open()?;
+    check_iface(iface)?;
+    if let Some(old) = dev.list()?.into_iter().find(|i| i.hook != 0 && i.ifname() == iface) {
+        if !args.replace {
+            bail!("{} is already attached on {iface} (wasm); unload it first or pass --replace to swap atomically", old.name());
+        }
+    }
+    if read_record(iface).is_some() {
+        bail!("an eBPF filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
+    }
+    let hook_id = match hook {
+        Hook::Netfilter => crate::kmod::HOOK_NETFILTER,
+        Hook::Xdp => crate::kmod::HOOK_XDP,
+    };
+    let (id, stack) = dev.load(&policy)?;
+    if let Err(e) = dev.attach(id, hook_id, iface) {
+        let _ = dev.unload(id);
+        if hook == Hook::Xdp {
+            return Err(e.context("XDP through xdp-bridge is not available yet; use --hook netfilter"));
+        }
+        return Err(e);
+    }
+    println!(
+        "{} attached to {iface} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
+        policy.filter,
+        hook.as_str(),
+        policy.fuel,
+        policy.on_fault.as_str()
+    );
+    Ok(())
+}
+
+/// `test-run`: loads the filter unattached, runs every packet of the
+/// capture `repeat` times in the kernel, unloads.
+pub fn test_run(target: &Path, pcap: &Path, repeat: u32, json: bool) -> Result<()> {
+    let policy = wasm_policy(target)?;
+    let packets = crate::replay::read_capture(pcap)?;
+    let dev = crate::kmod::Device::open()?;
+    let (id, _) = dev.load(&policy)?;
+    let result = (|| -> Result<()> {
+        for (index, p) in packets.iter().enumerate() {
+            let (verdict, ns) = dev.test_run(id, &p.data, p.link, repeat.max(1))?;
+            let verdict = if verdict == 1 { "drop" } else { "pass" };
+            let per = ns as f64 / repeat.max(1) as f64;
+            if json {
+                println!("{}", serde_json::json!({"index": index, "verdict": verdict, "repeat": repeat, "ns_per_run": per}));
+            } else {
+                println!("{index:6} {verdict:4} {per:10.1} ns/run ({repeat} runs)");
+            }
+        }
+        Ok(())
+    })();
+    let unloaded = dev.unload(id);
+    result.and(unloaded)
 }
 
 fn counters_text(e: &Entry) -> String {

@@ -22,6 +22,7 @@
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 #include <net/net_namespace.h>
 
 #include "wasmfw_glue.h"
@@ -106,36 +107,62 @@ void __noreturn wasmfw_host_panic(const u8 *msg, size_t len)
 
 #define STACK_PAINT 0x5a
 
+struct wasmfw_load_work {
+	struct work_struct work;
+	const u8 *wasm, *cfg;
+	size_t wasm_len, cfg_len;
+	struct wf_load_args args;
+	char *err;
+	size_t err_cap;
+	struct wf_filter *filter;
+	u32 stack_used;
+};
+
 /*
- * wasmi's parser and translator have large frames. Paint the unused part of
- * this thread's stack, load, and find the deepest byte overwritten: the
- * module reports it so the budget is measured, not guessed.
+ * wasmi's validator and translator have large frames (kmod/README.md). The
+ * load runs on a kworker, whose stack is nearly empty, instead of under the
+ * ioctl's syscall frames. It paints the unused stack first and reports the
+ * deepest byte the load overwrote: the budget is measured, not guessed.
  */
-struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
-				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
-				   char *err, size_t err_cap, u32 *stack_used)
+static void wasmfw_load_fn(struct work_struct *work)
 {
-	struct wf_load_args args = {
-		.fuel = fuel, .memory_limit = memory_limit, .on_fault = on_fault,
-		.slots = nr_cpu_ids, .seed = get_random_u64(), .cookie = cookie,
-	};
+	struct wasmfw_load_work *lw = container_of(work, struct wasmfw_load_work, work);
 	u8 *bottom = (u8 *)end_of_stack(current) + sizeof(unsigned long);
-	u8 *sp = (u8 *)&args;
+	u8 *sp = (u8 *)&lw;
 	u8 *low = sp - 512; /* leave our own live frame alone */
-	struct wf_filter *f;
 	u8 *p;
 
 	/* KASAN poisons dead stack redzones: painting them would be reported. */
 	if (IS_ENABLED(CONFIG_KASAN) || low <= bottom) {
-		*stack_used = 0;
-		return wf_load(wasm, wasm_len, cfg, cfg_len, &args, err, err_cap);
+		lw->filter = wf_load(lw->wasm, lw->wasm_len, lw->cfg, lw->cfg_len, &lw->args, lw->err, lw->err_cap);
+		return;
 	}
 	memset(bottom, STACK_PAINT, low - bottom);
-	f = wf_load(wasm, wasm_len, cfg, cfg_len, &args, err, err_cap);
+	lw->filter = wf_load(lw->wasm, lw->wasm_len, lw->cfg, lw->cfg_len, &lw->args, lw->err, lw->err_cap);
 	for (p = bottom; p < low && *p == STACK_PAINT; p++)
 		;
-	*stack_used = (u32)(sp - p);
-	return f;
+	lw->stack_used = (u32)(sp - p);
+}
+
+struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
+				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
+				   char *err, size_t err_cap, u32 *stack_used)
+{
+	struct wasmfw_load_work lw = {
+		.wasm = wasm, .wasm_len = wasm_len, .cfg = cfg, .cfg_len = cfg_len,
+		.args = {
+			.fuel = fuel, .memory_limit = memory_limit, .on_fault = on_fault,
+			.slots = nr_cpu_ids, .seed = get_random_u64(), .cookie = cookie,
+		},
+		.err = err, .err_cap = err_cap,
+	};
+
+	INIT_WORK_ONSTACK(&lw.work, wasmfw_load_fn);
+	queue_work(system_unbound_wq, &lw.work);
+	flush_work(&lw.work);
+	destroy_work_on_stack(&lw.work);
+	*stack_used = lw.stack_used;
+	return lw.filter;
 }
 
 /* ---- netfilter attachment ---------------------------------------------- */
