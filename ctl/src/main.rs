@@ -91,6 +91,11 @@ enum Cmd {
         /// Runs per packet.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// `xdp`: through the xdp-bridge program with BPF_PROG_TEST_RUN (the
+        /// filter is attached at XDP on `lo` meanwhile); default: the
+        /// module's own test-run ioctl.
+        #[arg(long, value_enum)]
+        hook: Option<HookArg>,
         #[arg(long)]
         json: bool,
     },
@@ -130,7 +135,9 @@ fn main() -> ExitCode {
     let result = match Cli::parse().cmd {
         Cmd::Check { target } => check::run(&target),
         Cmd::Replay { target, pcap, json } => replay::run(&target, &pcap, json),
-        Cmd::TestRun { target, pcap, repeat, json } => manage::test_run(&target, &pcap, repeat, json),
+        Cmd::TestRun { target, pcap, repeat, hook, json } => {
+            manage::test_run(&target, &pcap, repeat, hook == Some(HookArg::Xdp), json)
+        }
         Cmd::Load(args) => manage::load(&args),
         Cmd::Unload { iface } => manage::unload(&iface),
         Cmd::Status { json } => manage::status(json),

@@ -287,12 +287,19 @@ fn read_record(iface: &str) -> Option<Entry> {
 pub fn unload(iface: &str) -> Result<()> {
     let dir = pin_dir(iface);
     let record = read_record(iface);
-    if record.is_none() && !dir.exists() {
+    if record.is_none() {
         if let Some(info) = kmod_attached(iface)? {
+            // XDP: drop the bridge program first, so no packet reaches the
+            // kfunc after the filter is gone (it would pass anyway).
+            if dir.exists() {
+                wasmfw_ebpf::unpin_dir(&dir).with_context(|| format!("detaching xdp-bridge from {iface}"))?;
+            }
             crate::kmod::Device::open()?.detach(iface)?;
-            println!("{} detached from {iface} (wasm)", info.name());
+            println!("{} detached from {iface} (wasm, {})", info.name(), if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" });
             return Ok(());
         }
+    }
+    if record.is_none() && !dir.exists() {
         bail!("nothing attached on {iface} by wasmfw");
     }
     check_privileges("unloading an eBPF program")?;
@@ -390,13 +397,20 @@ fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook) -> Result<()> {
         Hook::Netfilter => crate::kmod::HOOK_NETFILTER,
         Hook::Xdp => crate::kmod::HOOK_XDP,
     };
+    let bridge_dir = pin_dir(iface);
+    let replacing_xdp = hook == Hook::Xdp && bridge_dir.join("link").exists();
     let (id, stack) = dev.load(&policy)?;
     if let Err(e) = dev.attach(id, hook_id, iface) {
         let _ = dev.unload(id);
-        if hook == Hook::Xdp {
-            return Err(e.context("XDP through xdp-bridge is not available yet; use --hook netfilter"));
-        }
         return Err(e);
+    }
+    // XDP: the kfunc now finds the filter; attach the bridge program that
+    // calls it (unless it is already there and this is a replacement).
+    if hook == Hook::Xdp && !replacing_xdp {
+        if let Err(e) = attach_bridge(iface, args.mode, &bridge_dir) {
+            let _ = dev.detach(iface);
+            return Err(e);
+        }
     }
     println!(
         "{} attached to {iface} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
@@ -408,18 +422,51 @@ fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook) -> Result<()> {
     Ok(())
 }
 
-/// `test-run`: loads the filter unattached, runs every packet of the
-/// capture `repeat` times in the kernel, unloads.
-pub fn test_run(target: &Path, pcap: &Path, repeat: u32, json: bool) -> Result<()> {
+/// Loads xdp-bridge and attaches it to `iface` with a pinned bpf link.
+fn attach_bridge(iface: &str, mode: XdpMode, dir: &Path) -> Result<()> {
+    let ifindex = check_iface(iface)?;
+    ensure_bpffs()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bridge = wasmfw_xdp_bridge::Bridge::load()?;
+    let mode = match mode {
+        XdpMode::Skb => wasmfw_xdp_bridge::Mode::Skb,
+        XdpMode::Native => wasmfw_xdp_bridge::Mode::Native,
+    };
+    bridge.attach_pinned(ifindex, mode, &dir.join("link"))
+}
+
+/// `test-run`: loads the filter, runs every packet of the capture
+/// `repeat` times in the kernel, unloads. `via_bridge`: the filter is
+/// attached at XDP on `lo` and the packets go through xdp-bridge with
+/// BPF_PROG_TEST_RUN, whose device is this namespace's `lo`.
+pub fn test_run(target: &Path, pcap: &Path, repeat: u32, via_bridge: bool, json: bool) -> Result<()> {
     let policy = wasm_policy(target)?;
     let packets = crate::replay::read_capture(pcap)?;
     let dev = crate::kmod::Device::open()?;
     let (id, _) = dev.load(&policy)?;
+    let repeat = repeat.max(1);
+    if via_bridge {
+        if let Err(e) = dev.attach(id, crate::kmod::HOOK_XDP, "lo") {
+            let _ = dev.unload(id);
+            return Err(e);
+        }
+    }
     let result = (|| -> Result<()> {
+        let bridge = if via_bridge { Some(wasmfw_xdp_bridge::Bridge::load()?) } else { None };
         for (index, p) in packets.iter().enumerate() {
-            let (verdict, ns) = dev.test_run(id, &p.data, p.link, repeat.max(1))?;
-            let verdict = if verdict == 1 { "drop" } else { "pass" };
-            let per = ns as f64 / repeat.max(1) as f64;
+            let (verdict, per) = match &bridge {
+                Some(b) => {
+                    if p.link != wasmfw_engine::abi::LINK_ETHERNET {
+                        bail!("packet {index}: XDP test runs need Ethernet frames");
+                    }
+                    let (ret, ns) = b.test_run(&p.data, repeat)?;
+                    (if ret == 1 { "drop" } else { "pass" }, ns as f64)
+                }
+                None => {
+                    let (v, ns) = dev.test_run(id, &p.data, p.link, repeat)?;
+                    (if v == 1 { "drop" } else { "pass" }, ns as f64 / repeat as f64)
+                }
+            };
             if json {
                 println!("{}", serde_json::json!({"index": index, "verdict": verdict, "repeat": repeat, "ns_per_run": per}));
             } else {
@@ -428,7 +475,8 @@ pub fn test_run(target: &Path, pcap: &Path, repeat: u32, json: bool) -> Result<(
         }
         Ok(())
     })();
-    let unloaded = dev.unload(id);
+    // Detaching frees the filter; an unattached one is unloaded.
+    let unloaded = if via_bridge { dev.detach("lo") } else { dev.unload(id) };
     result.and(unloaded)
 }
 

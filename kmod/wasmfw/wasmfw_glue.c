@@ -6,6 +6,9 @@
  * (wasmfw_engine.o, Rust/wasmi built for a kernel target) calls for memory,
  * time, logging and panics. The control logic lives in wasmfw_main.rs.
  */
+#include <linux/bpf.h>
+#include <linux/btf.h>
+#include <linux/btf_ids.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/ktime.h>
@@ -24,6 +27,7 @@
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 #include <net/net_namespace.h>
+#include <net/xdp.h>
 
 #include "wasmfw_glue.h"
 
@@ -295,6 +299,136 @@ bool wasmfw_nf_matches(const struct wasmfw_nf *att, const char *ifname)
 	return same;
 }
 
+/* ---- XDP: the kfunc xdp-bridge calls ------------------------------------ */
+
+/*
+ * Filters attached at XDP, by (netns, ifindex). Written under the control
+ * mutex; read by the kfunc inside the XDP program's RCU section.
+ */
+#define WASMFW_XDP_SLOTS 64
+struct wasmfw_xdp_slot {
+	struct net *net;
+	int ifindex;
+	struct wf_filter __rcu *filter;
+};
+static struct wasmfw_xdp_slot wasmfw_xdp[WASMFW_XDP_SLOTS];
+
+__bpf_kfunc_start_defs();
+
+/**
+ * wasmfw_xdp_run - run the Wasm filter attached to the packet's interface
+ * @ctx: the XDP context of the calling program
+ *
+ * Return: XDP_DROP or XDP_PASS (XDP_PASS when no filter is attached).
+ */
+__bpf_kfunc int wasmfw_xdp_run(struct xdp_md *ctx)
+{
+	struct xdp_buff *xdp = (struct xdp_buff *)ctx;
+	struct net_device *dev = xdp->rxq->dev;
+	struct wf_filter *f = NULL;
+	size_t len;
+	int i;
+
+	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
+		if (READ_ONCE(wasmfw_xdp[i].ifindex) == dev->ifindex &&
+		    READ_ONCE(wasmfw_xdp[i].net) == dev_net(dev)) {
+			f = rcu_dereference(wasmfw_xdp[i].filter);
+			break;
+		}
+	}
+	if (!f)
+		return XDP_PASS;
+	/* The linear part: XDP frames of interest (headers) live there. */
+	len = min_t(size_t, xdp->data_end - xdp->data, WASMFW_MAX_PACKET);
+	return wasmfw_run_local(f, xdp->data, len, WASMFW_LINK_ETHERNET) == 1 ? XDP_DROP : XDP_PASS;
+}
+
+__bpf_kfunc_end_defs();
+
+BTF_KFUNCS_START(wasmfw_kfunc_ids)
+BTF_ID_FLAGS(func, wasmfw_xdp_run)
+BTF_KFUNCS_END(wasmfw_kfunc_ids)
+
+static const struct btf_kfunc_id_set wasmfw_kfunc_set = {
+	.owner = THIS_MODULE,
+	.set = &wasmfw_kfunc_ids,
+};
+
+/* Publishes `f` for `ifname` (caller's netns); if a filter is there, it is
+ * swapped atomically and returned once no CPU runs it. */
+int wasmfw_xdp_attach(const char *ifname, struct wf_filter *f, struct wf_filter **old, int *ifindex)
+{
+	struct net *net = current->nsproxy->net_ns;
+	struct net_device *dev = dev_get_by_name(net, ifname);
+	int i, free_slot = -1;
+
+	*old = NULL;
+	if (!dev)
+		return -ENODEV;
+	*ifindex = dev->ifindex;
+	dev_put(dev);
+	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
+		if (wasmfw_xdp[i].net == net && wasmfw_xdp[i].ifindex == *ifindex) {
+			*old = rcu_replace_pointer(wasmfw_xdp[i].filter, f, true);
+			synchronize_rcu();
+			return 0;
+		}
+		if (!wasmfw_xdp[i].net && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+		return -ENOSPC;
+	rcu_assign_pointer(wasmfw_xdp[free_slot].filter, f);
+	WRITE_ONCE(wasmfw_xdp[free_slot].ifindex, *ifindex);
+	/* Publish the netns last: a reader matching it sees the filter. */
+	smp_store_release(&wasmfw_xdp[free_slot].net, get_net(net));
+	return 0;
+}
+
+/* Unpublishes the XDP filter on `ifname` and returns it once unused. */
+struct wf_filter *wasmfw_xdp_detach(const char *ifname)
+{
+	struct net *net = current->nsproxy->net_ns;
+	struct net_device *dev = dev_get_by_name(net, ifname);
+	struct wf_filter *f = NULL;
+	int i, ifindex;
+
+	if (!dev)
+		return NULL;
+	ifindex = dev->ifindex;
+	dev_put(dev);
+	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
+		if (wasmfw_xdp[i].net == net && wasmfw_xdp[i].ifindex == ifindex) {
+			f = rcu_replace_pointer(wasmfw_xdp[i].filter, NULL, true);
+			WRITE_ONCE(wasmfw_xdp[i].ifindex, 0);
+			WRITE_ONCE(wasmfw_xdp[i].net, NULL);
+			synchronize_rcu();
+			put_net(net);
+			break;
+		}
+	}
+	return f;
+}
+
+/* Module exit: drops every XDP filter; returns them one by one. */
+struct wf_filter *wasmfw_xdp_take_any(void)
+{
+	int i;
+
+	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
+		if (wasmfw_xdp[i].net) {
+			struct wf_filter *f = rcu_replace_pointer(wasmfw_xdp[i].filter, NULL, true);
+
+			WRITE_ONCE(wasmfw_xdp[i].ifindex, 0);
+			put_net(wasmfw_xdp[i].net);
+			WRITE_ONCE(wasmfw_xdp[i].net, NULL);
+			synchronize_rcu();
+			return f;
+		}
+	}
+	return NULL;
+}
+
 /* ---- in-kernel test run ---------------------------------------------------- */
 
 int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat, u64 *total_ns)
@@ -345,6 +479,10 @@ static struct miscdevice wasmfw_misc = {
 
 int wasmfw_glue_init(void)
 {
+	int err = register_btf_kfunc_id_set(BPF_PROG_TYPE_XDP, &wasmfw_kfunc_set);
+
+	if (err)
+		return err;
 	return misc_register(&wasmfw_misc);
 }
 

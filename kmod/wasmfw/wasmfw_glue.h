@@ -35,5 +35,8 @@ struct wf_filter *wasmfw_nf_swap(struct wasmfw_nf *att, struct wf_filter *f);
 struct wf_filter *wasmfw_nf_detach(struct wasmfw_nf *att);
 bool wasmfw_nf_matches(const struct wasmfw_nf *att, const char *ifname);
 int wasmfw_nf_ifindex(const struct wasmfw_nf *att);
+int wasmfw_xdp_attach(const char *ifname, struct wf_filter *f, struct wf_filter **old, int *ifindex);
+struct wf_filter *wasmfw_xdp_detach(const char *ifname);
+struct wf_filter *wasmfw_xdp_take_any(void);
 
 #endif

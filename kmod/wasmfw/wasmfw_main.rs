@@ -59,6 +59,9 @@ extern "C" {
     fn wasmfw_nf_detach(att: *mut WasmfwNf) -> *mut WfFilter;
     fn wasmfw_nf_matches(att: *const WasmfwNf, ifname: *const c_char) -> bool;
     fn wasmfw_nf_ifindex(att: *const WasmfwNf) -> c_int;
+    fn wasmfw_xdp_attach(ifname: *const c_char, f: *mut WfFilter, old: *mut *mut WfFilter, ifindex: *mut c_int) -> c_int;
+    fn wasmfw_xdp_detach(ifname: *const c_char) -> *mut WfFilter;
+    fn wasmfw_xdp_take_any() -> *mut WfFilter;
     fn wf_free(f: *mut WfFilter);
     fn wf_counters(f: *const WfFilter, out: *mut Counter, cap: usize) -> usize;
     fn wf_maps(f: *const WfFilter, out: *mut MapInfo, cap: usize) -> usize;
@@ -264,9 +267,11 @@ const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
 struct Entry {
     id: u32,
     filter: *mut WfFilter,
-    /// Null while loaded but not attached.
+    /// The netfilter attachment; null unless `hook` is HOOK_NETFILTER.
     att: *mut WasmfwNf,
+    /// 0 while loaded but not attached.
     hook: u32,
+    ifindex: u32,
     ifname: [u8; 16],
     name: [u8; 32],
     policy: [u8; 128],
@@ -305,7 +310,12 @@ impl Registry {
         })
     }
 
-    /// Removes an entry, detaching it first, and frees its filter.
+    fn index_of_filter(&self, f: *mut WfFilter) -> Option<usize> {
+        self.slots.iter().position(|e| e.as_ref().is_some_and(|e| e.filter == f))
+    }
+
+    /// Removes an entry, detaching it from netfilter first, and frees its
+    /// filter. XDP entries must already be unpublished (xdp_detach).
     fn release(&mut self, index: usize) {
         if let Some(e) = self.slots[index].take() {
             let f = if e.att.is_null() {
@@ -397,6 +407,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         filter,
         att: core::ptr::null_mut(),
         hook: 0,
+        ifindex: 0,
         ifname: [0; 16],
         name: req.name,
         policy: req.policy,
@@ -417,17 +428,16 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
 fn attach(reg: &mut Registry, arg: usize) -> Result {
     let req: Attach = read(arg)?;
     checked_name(&req.ifname)?;
-    match req.hook {
-        HOOK_NETFILTER => {}
-        // XDP goes through xdp-bridge (not in this module yet): EOPNOTSUPP.
-        HOOK_XDP => return Err(Error::from_errno(-95)),
-        _ => return Err(EINVAL),
-    }
     let index = reg.index_of(req.id).ok_or(ENOENT)?;
-    if !reg.get(req.id)?.att.is_null() {
+    if reg.get(req.id)?.hook != 0 {
         return Err(EBUSY);
     }
     let filter = reg.get(req.id)?.filter;
+    match req.hook {
+        HOOK_NETFILTER => {}
+        HOOK_XDP => return attach_xdp(reg, index, filter, &req.ifname),
+        _ => return Err(EINVAL),
+    }
     let att = match reg.attached_on(&req.ifname) {
         Some(old) => {
             // Atomic replacement: the hook stays registered and switches
@@ -455,22 +465,61 @@ fn attach(reg: &mut Registry, arg: usize) -> Result {
     let e = reg.slots[index].as_mut().ok_or(ENOENT)?;
     e.att = att;
     e.hook = req.hook;
+    // SAFETY: a live attachment.
+    e.ifindex = unsafe { wasmfw_nf_ifindex(att) } as u32;
     e.ifname = req.ifname;
+    Ok(())
+}
+
+/// Publishes the filter for the kfunc that xdp-bridge calls; a filter
+/// already there is replaced atomically and freed.
+fn attach_xdp(reg: &mut Registry, index: usize, filter: *mut WfFilter, ifname: &[u8; 16]) -> Result {
+    let mut old = core::ptr::null_mut();
+    let mut ifindex: c_int = 0;
+    // SAFETY: ifname is NUL-terminated (checked); filter is live.
+    let rc = unsafe { wasmfw_xdp_attach(ifname.as_ptr().cast(), filter, &mut old, &mut ifindex) };
+    if rc != 0 {
+        return Err(Error::from_errno(rc));
+    }
+    if !old.is_null() {
+        match reg.index_of_filter(old) {
+            // Unpublished already: release just frees it.
+            Some(i) => reg.release(i),
+            // SAFETY: unpublished and past a grace period.
+            None => unsafe { wf_free(old) },
+        }
+    }
+    let e = reg.slots[index].as_mut().ok_or(ENOENT)?;
+    e.hook = HOOK_XDP;
+    e.ifindex = ifindex as u32;
+    e.ifname = *ifname;
     Ok(())
 }
 
 fn detach(reg: &mut Registry, arg: usize) -> Result {
     let req: Detach = read(arg)?;
     checked_name(&req.ifname)?;
-    let index = reg.attached_on(&req.ifname).ok_or(ENOENT)?;
-    reg.release(index);
+    if let Some(index) = reg.attached_on(&req.ifname) {
+        reg.release(index);
+        return Ok(());
+    }
+    // SAFETY: ifname is NUL-terminated (checked).
+    let f = unsafe { wasmfw_xdp_detach(req.ifname.as_ptr().cast()) };
+    if f.is_null() {
+        return Err(ENOENT);
+    }
+    match reg.index_of_filter(f) {
+        Some(i) => reg.release(i),
+        // SAFETY: unpublished and past a grace period.
+        None => unsafe { wf_free(f) },
+    }
     Ok(())
 }
 
 fn unload(reg: &mut Registry, arg: usize) -> Result {
     let req: Unload = read(arg)?;
     let index = reg.index_of(req.id).ok_or(ENOENT)?;
-    if !reg.get(req.id)?.att.is_null() {
+    if reg.get(req.id)?.hook != 0 {
         return Err(EBUSY);
     }
     reg.release(index);
@@ -486,8 +535,7 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
             let info = Info {
                 id: e.id,
                 hook: e.hook,
-                // SAFETY: a live attachment.
-                ifindex: if e.att.is_null() { 0 } else { unsafe { wasmfw_nf_ifindex(e.att) as u32 } },
+                ifindex: e.ifindex,
                 on_fault: e.on_fault,
                 ifname: e.ifname,
                 name: e.name,
@@ -621,6 +669,18 @@ pub extern "C" fn wasmfw_rs_ioctl(cmd: c_uint, arg: c_ulong) -> c_long {
 pub extern "C" fn wasmfw_rs_teardown() {
     // SAFETY: called with wasmfw_ctl_lock held after the device is gone.
     let reg = unsafe { &mut *REGISTRY.0.get() };
+    loop {
+        // SAFETY: unpublishes one XDP filter (waiting a grace period).
+        let f = unsafe { wasmfw_xdp_take_any() };
+        if f.is_null() {
+            break;
+        }
+        match reg.index_of_filter(f) {
+            Some(i) => reg.release(i),
+            // SAFETY: unpublished and past a grace period.
+            None => unsafe { wf_free(f) },
+        }
+    }
     for i in 0..MAX_FILTERS {
         reg.release(i);
     }
@@ -635,7 +695,7 @@ impl kernel::Module for Wasmfw {
         if rc != 0 {
             return Err(Error::from_errno(rc));
         }
-        pr_info!("loaded: /dev/wasmfw, uapi v{}, hooks: netfilter\n", UAPI_VERSION);
+        pr_info!("loaded: /dev/wasmfw, uapi v{}, hooks: netfilter, xdp (kfunc wasmfw_xdp_run)\n", UAPI_VERSION);
         Ok(Wasmfw)
     }
 }

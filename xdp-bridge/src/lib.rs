@@ -1,0 +1,91 @@
+//! xdp-bridge: the XDP program that hands every packet to the Wasm filter
+//! in the wasmfw kernel module, through the module's kfunc
+//! `wasmfw_xdp_run(struct xdp_md *)`.
+//!
+//! The program is five instructions, written here directly: aya 0.14 cannot
+//! relocate a call to a kfunc that lives in a *module* (only vmlinux
+//! kfuncs), and rustc emits no BTF for extern declarations. So the loader
+//! does what libbpf does for `__ksym` calls: it finds the kfunc's BTF id in
+//! the module's split BTF (`/sys/kernel/btf/wasmfw`), gets an fd for that
+//! BTF object, and passes it in `fd_array`, with the call instruction's
+//! offset pointing at it (`docs/xdp-bridge.md`).
+
+mod btf;
+mod sys;
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+pub use btf::find_kfunc;
+
+/// The kfunc the bridge calls, and the module that defines it.
+pub const KFUNC: &str = "wasmfw_xdp_run";
+pub const MODULE: &str = "wasmfw";
+
+const XDP_PASS: i32 = 2;
+
+/// `r0 = wasmfw_xdp_run(ctx); return r0 <= XDP_REDIRECT ? r0 : XDP_PASS`.
+fn program(btf_id: u32) -> [sys::Insn; 5] {
+    use sys::Insn;
+    [
+        // call kfunc: src_reg = BPF_PSEUDO_KFUNC_CALL, off = fd_array index of the module BTF
+        Insn::new(0x85, 0, 2, 1, btf_id as i32),
+        // if r0 > 4 goto +1
+        Insn::new(0x25, 0, 0, 1, 4),
+        Insn::new(0x95, 0, 0, 0, 0), // exit
+        Insn::new(0xb7, 0, 0, 0, XDP_PASS), // r0 = XDP_PASS
+        Insn::new(0x95, 0, 0, 0, 0), // exit
+    ]
+}
+
+/// A loaded bridge program.
+pub struct Bridge {
+    pub prog: OwnedFd,
+}
+
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    Skb,
+    Native,
+}
+
+impl Bridge {
+    /// Loads the bridge, resolving the kfunc in the wasmfw module's BTF.
+    pub fn load() -> Result<Bridge> {
+        let (btf_fd, btf_id) = find_kfunc(MODULE, KFUNC)?;
+        let insns = program(btf_id);
+        let prog = sys::prog_load_xdp(&insns, &[btf_fd.as_raw_fd(), btf_fd.as_raw_fd()], "wasmfw_bridge")
+            .context("loading the xdp-bridge program")?;
+        Ok(Bridge { prog })
+    }
+
+    /// Attaches with a bpf link on `ifindex`; the link is pinned at `pin`
+    /// so the attachment outlives this process. Removing the pin detaches.
+    pub fn attach_pinned(&self, ifindex: u32, mode: Mode, pin: &Path) -> Result<()> {
+        let flags = match mode {
+            Mode::Skb => 1 << 1,    // XDP_FLAGS_SKB_MODE
+            Mode::Native => 1 << 2, // XDP_FLAGS_DRV_MODE
+        };
+        let link = sys::link_create_xdp(self.prog.as_raw_fd(), ifindex, flags).context("attaching xdp-bridge")?;
+        let path = CString::new(pin.as_os_str().as_encoded_bytes()).context("pin path")?;
+        sys::obj_pin(link.as_raw_fd(), &path).with_context(|| format!("pinning the link at {}", pin.display()))
+    }
+
+    /// BPF_PROG_TEST_RUN: the XDP verdict and the kernel's mean ns per run.
+    /// The packet's device is the test run's (`lo` of this netns).
+    pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<(u32, u32)> {
+        sys::prog_test_run(self.prog.as_raw_fd(), packet, repeat)
+    }
+}
+
+/// Fails with a clear message if the module (and so its kfunc) is absent.
+pub fn require_module() -> Result<()> {
+    if !Path::new("/sys/kernel/btf").join(MODULE).exists() {
+        bail!("the wasmfw kernel module (with BTF) is not loaded: /sys/kernel/btf/{MODULE} is missing");
+    }
+    Ok(())
+}
