@@ -493,6 +493,9 @@ fn counters_text(e: &Entry) -> String {
 }
 
 fn age(secs: u64) -> String {
+    if secs == 0 {
+        return "-".into(); // the kernel module does not record load times
+    }
     let d = now().saturating_sub(secs);
     match d {
         0..=119 => format!("{d}s ago"),

@@ -111,6 +111,24 @@ void __noreturn wasmfw_host_panic(const u8 *msg, size_t len)
 
 #define STACK_PAINT 0x5a
 
+/*
+ * wasmi's parser and translator keep large frames on the stack at once
+ * (kmod/README.md, "Kernel stack"): measured at ~17 KiB with kernel
+ * codegen, more than a 16 KiB x86_64 kernel stack. So on x86_64 the load
+ * runs on a private 64 KiB vmalloc'ed stack: x86_64 finds `current`
+ * through a per-CPU variable and takes interrupts on IRQ stacks, so
+ * nothing depends on RSP being inside the task's stack. UML (which derives
+ * thread_info from the stack pointer; its dev kernel has 32 KiB stacks)
+ * and KASAN kernels (32 KiB stacks, and vmalloc shadow we would rather not
+ * depend on) run the load on a fresh kworker stack instead. Either way the
+ * unused stack is painted first and the deepest overwritten byte is
+ * reported: the budget is measured, not guessed.
+ */
+#if defined(CONFIG_X86_64) && !defined(CONFIG_UML) && !defined(CONFIG_KASAN)
+#define WASMFW_OWN_STACK 1
+#define WASMFW_LOAD_STACK (64 * 1024)
+#endif
+
 struct wasmfw_load_work {
 	struct work_struct work;
 	const u8 *wasm, *cfg;
@@ -122,31 +140,64 @@ struct wasmfw_load_work {
 	u32 stack_used;
 };
 
-/*
- * wasmi's validator and translator have large frames (kmod/README.md). The
- * load runs on a kworker, whose stack is nearly empty, instead of under the
- * ioctl's syscall frames. It paints the unused stack first and reports the
- * deepest byte the load overwrote: the budget is measured, not guessed.
- */
+static void wasmfw_do_load(struct wasmfw_load_work *lw)
+{
+	lw->filter = wf_load(lw->wasm, lw->wasm_len, lw->cfg, lw->cfg_len, &lw->args, lw->err, lw->err_cap);
+}
+
+/* Lowest painted byte still intact in [bottom, top): the depth reached. */
+static u32 wasmfw_stack_depth(const u8 *bottom, const u8 *top)
+{
+	const u8 *p = bottom;
+
+	while (p < top && *p == STACK_PAINT)
+		p++;
+	return (u32)(top - p);
+}
+
+#ifdef WASMFW_OWN_STACK
+/* Calls wasmfw_do_load(lw) with RSP at `top`; RBX keeps the old RSP. */
+static noinline void wasmfw_call_on_stack(void *top, struct wasmfw_load_work *lw)
+{
+	asm volatile("mov %%rsp, %%rbx\n\t"
+		     "mov %[top], %%rsp\n\t"
+		     "mov %[lw], %%rdi\n\t"
+		     "call %P[fn]\n\t"
+		     "mov %%rbx, %%rsp"
+		     : : [top] "r"(top), [lw] "r"(lw), [fn] "i"(wasmfw_do_load)
+		     : "rbx", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory", "cc");
+}
+
+static void wasmfw_load_on_own_stack(struct wasmfw_load_work *lw)
+{
+	u8 *stack = vmalloc(WASMFW_LOAD_STACK);
+
+	if (!stack) {
+		strscpy(lw->err, "out of memory for the load stack", lw->err_cap);
+		return;
+	}
+	memset(stack, STACK_PAINT, WASMFW_LOAD_STACK);
+	wasmfw_call_on_stack(stack + WASMFW_LOAD_STACK, lw);
+	lw->stack_used = wasmfw_stack_depth(stack, stack + WASMFW_LOAD_STACK);
+	vfree(stack);
+}
+#else
 static void wasmfw_load_fn(struct work_struct *work)
 {
 	struct wasmfw_load_work *lw = container_of(work, struct wasmfw_load_work, work);
 	u8 *bottom = (u8 *)end_of_stack(current) + sizeof(unsigned long);
-	u8 *sp = (u8 *)&lw;
-	u8 *low = sp - 512; /* leave our own live frame alone */
-	u8 *p;
+	u8 *low = (u8 *)&lw - 512; /* leave our own live frame alone */
 
 	/* KASAN poisons dead stack redzones: painting them would be reported. */
 	if (IS_ENABLED(CONFIG_KASAN) || low <= bottom) {
-		lw->filter = wf_load(lw->wasm, lw->wasm_len, lw->cfg, lw->cfg_len, &lw->args, lw->err, lw->err_cap);
+		wasmfw_do_load(lw);
 		return;
 	}
 	memset(bottom, STACK_PAINT, low - bottom);
-	lw->filter = wf_load(lw->wasm, lw->wasm_len, lw->cfg, lw->cfg_len, &lw->args, lw->err, lw->err_cap);
-	for (p = bottom; p < low && *p == STACK_PAINT; p++)
-		;
-	lw->stack_used = (u32)(sp - p);
+	wasmfw_do_load(lw);
+	lw->stack_used = wasmfw_stack_depth(bottom, low) + 512;
 }
+#endif
 
 struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
 				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
@@ -161,10 +212,14 @@ struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cf
 		.err = err, .err_cap = err_cap,
 	};
 
+#ifdef WASMFW_OWN_STACK
+	wasmfw_load_on_own_stack(&lw);
+#else
 	INIT_WORK_ONSTACK(&lw.work, wasmfw_load_fn);
 	queue_work(system_unbound_wq, &lw.work);
 	flush_work(&lw.work);
 	destroy_work_on_stack(&lw.work);
+#endif
 	*stack_used = lw.stack_used;
 	return lw.filter;
 }

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Inside a guest: Wasm filters at XDP through xdp-bridge and the module's
+# kfunc. Needs the eBPF JIT (x86) or the test-only interpreter patch (UML).
+# Prints "ok NAME" / "FAILED NAME" and a final "N passed, M failed".
+set -u
+R=${WASMFW_REPO:?}
+W=$R/target/release/wasmfw
+KO=${WASMFW_KO:?path of wasmfw.ko}
+pass=0 fail=0
+ok() { echo "ok $1"; pass=$((pass + 1)); }
+bad() { echo "FAILED $1${2:+: $2}"; fail=$((fail + 1)); }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+inb() { nsenter --net=/run/netns/b "$@"; }   # keeps /sys/fs/bpf (ip netns exec remounts /sys)
+ping_ok() { ip netns exec a ping -c "${1:-2}" -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1; }
+tcp_ok() {
+  inb python3 -c 'import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("10.0.0.2",8080));s.listen();s.settimeout(5);c,_=s.accept();c.send(b"ok")' &
+  sleep 0.5
+  ip netns exec a python3 -c 'import socket;s=socket.create_connection(("10.0.0.2",8080),timeout=3);assert s.recv(2)==b"ok"' 2>/dev/null
+  local rc=$?; wait; return $rc
+}
+counter() { inb "$W" stats --iface vb --json | python3 -c "import json,sys;print(json.load(sys.stdin)[0]['counters'].get('$1',-1))"; }
+
+insmod "$KO" || { echo "FAILED insmod"; echo "0 passed, 1 failed"; exit 1; }
+ip netns add a; ip netns add b
+ip link add va type veth peer name vb
+ip link set va netns a; ip link set vb netns b
+ip -n a addr add 10.0.0.1/24 dev va; ip -n b addr add 10.0.0.2/24 dev vb
+for n in a b; do ip -n $n link set lo up; done
+ip -n a link set va up; ip -n b link set vb up
+check "xdp: ping before load" ping_ok
+
+out=$(inb "$W" load "$R/target/filters/icmp_drop.wasm" --iface vb 2>&1); echo "$out"
+check "xdp: wasmfw load icmp_drop.wasm --iface vb (default hook xdp)" grep -q "hook xdp" <<<"$out"
+check "xdp: bridge program attached" bash -c "ip -n b link show vb | grep -q xdp"
+check "xdp: ping dropped" bash -c "! ip netns exec a ping -c 3 -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1"
+check "xdp: TCP passes" tcp_ok
+d=$(counter echo_dropped); echo "echo_dropped=$d"
+check "xdp: echo_dropped counts the pings (3)" test "$d" = 3
+inb "$W" status
+check "xdp: unload" inb "$W" unload --iface vb
+check "xdp: bridge gone after unload" bash -c "! ip -n b link show vb | grep -q xdp"
+check "xdp: ping after unload" ping_ok
+
+check "xdp: load policies/icmp.toml" inb "$W" load "$R/policies/icmp.toml" --iface vb
+check "xdp: policy drops ping" bash -c "! ip netns exec a ping -c 2 -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1"
+check "xdp: replace with l4-dos under ping flood" bash -c "
+  ip netns exec a ping -f -c 2000 -W 1 10.0.0.2 >/dev/null 2>&1 & p=\$!
+  nsenter --net=/run/netns/b $W load $R/policies/l4-dos.toml --iface vb --replace; rc=\$?
+  wait \$p; exit \$rc"
+check "xdp: after replace ping passes (l4_dos does not drop ICMP)" ping_ok
+check "xdp: unload again" inb "$W" unload --iface vb
+
+# Looping filter contained: fuel stops it, fallback verdict counted.
+if [[ -f $R/target/test-filters/loop.wasm ]]; then
+  T=$(mktemp -d)
+  printf 'filter = "%s"\nfuel = 20000\non_fault = "drop"\n' "$R/target/test-filters/loop.wasm" > "$T/loop.toml"
+  check "xdp: looping filter loads" inb "$W" load "$T/loop.toml" --iface vb
+  check "xdp: looping filter drops by fallback" bash -c "! ip netns exec a ping -c 2 -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1"
+  f=$(counter fault_fuel); echo "fault_fuel=$f"
+  check "xdp: fault_fuel counted" test "$f" -ge 2
+  inb "$W" unload --iface vb
+fi
+
+# BPF_PROG_TEST_RUN through the bridge == userspace replay, packet by packet.
+if [[ -f $R/target/demo/sample.pcap ]]; then
+  for pol in icmp l4-dos dns-block; do
+    "$W" test-run "$R/policies/$pol.toml" --pcap "$R/target/demo/sample.pcap" --hook xdp --json > /tmp/k.json 2>/tmp/k.err || cat /tmp/k.err
+    "$W" replay "$R/policies/$pol.toml" --pcap "$R/target/demo/sample.pcap" --json | grep -v summary > /tmp/u.json
+    check "xdp: bridge test-run verdicts == replay ($pol)" bash -c "diff <(python3 -c 'import json;[print(json.loads(l)[\"verdict\"]) for l in open(\"/tmp/k.json\")]') <(python3 -c 'import json;[print(json.loads(l)[\"verdict\"]) for l in open(\"/tmp/u.json\")]')"
+  done
+fi
+check "xdp: rmmod" rmmod wasmfw
+echo "$pass passed, $fail failed"
+[[ $fail == 0 ]]
