@@ -10,6 +10,7 @@
 mod ebpf;
 mod native;
 mod packets;
+mod xdp;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -113,6 +114,13 @@ enum Stat {
 enum Cmd {
     /// Measure and print the table (the default).
     Run,
+    /// In a guest with wasmfw.ko: empty XDP vs eBPF twin vs xdp-bridge +
+    /// Wasm vs xdp-bridge + native Rust, via BPF_PROG_TEST_RUN.
+    Xdp {
+        /// BPF_PROG_TEST_RUN repeat count per measurement.
+        #[arg(long, default_value_t = 100_000)]
+        runs: u32,
+    },
     /// List the benchmark packets (hex dump with -v) and check the verdicts.
     Packets {
         #[arg(short, long)]
@@ -386,6 +394,9 @@ fn main() -> Result<()> {
     let pkts = packets::all(&filters)?;
     let ebpf_ok = ebpf_available(&cli);
 
+    if let Some(Cmd::Xdp { runs }) = cli.cmd {
+        return xdp::run(runs, cli.json);
+    }
     if let Some(Cmd::Packets { verbose }) = cli.cmd {
         for p in &pkts {
             let fuel = check_verdicts(&policies[p.filter], p, ebpf_ok.is_ok())?;

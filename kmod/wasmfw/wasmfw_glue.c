@@ -398,10 +398,25 @@ __bpf_kfunc int wasmfw_xdp_run(struct xdp_md *ctx)
 	return wasmfw_run_local(f, xdp->data, len, WASMFW_LINK_ETHERNET) == 1 ? XDP_DROP : XDP_PASS;
 }
 
+/**
+ * wasmfw_xdp_native_icmp - the ICMP interceptor in native Rust
+ * @ctx: the XDP context of the calling program
+ *
+ * The benchmarks' native-module baseline: same kfunc path as
+ * wasmfw_xdp_run, no Wasm. Return: XDP_DROP or XDP_PASS.
+ */
+__bpf_kfunc int wasmfw_xdp_native_icmp(struct xdp_md *ctx)
+{
+	struct xdp_buff *xdp = (struct xdp_buff *)ctx;
+
+	return wasmfw_native_icmp_drop(xdp->data, xdp->data_end - xdp->data) ? XDP_DROP : XDP_PASS;
+}
+
 __bpf_kfunc_end_defs();
 
 BTF_KFUNCS_START(wasmfw_kfunc_ids)
 BTF_ID_FLAGS(func, wasmfw_xdp_run)
+BTF_ID_FLAGS(func, wasmfw_xdp_native_icmp)
 BTF_KFUNCS_END(wasmfw_kfunc_ids)
 
 static const struct btf_kfunc_id_set wasmfw_kfunc_set = {

@@ -15,6 +15,7 @@ struct wasmfw_nf;
 /* Rust (wasmfw_main.rs), called with the control mutex held. */
 long wasmfw_rs_ioctl(unsigned int cmd, unsigned long arg);
 void wasmfw_rs_teardown(void);
+int wasmfw_native_icmp_drop(const u8 *data, size_t len);
 
 /* Host hooks the engine object calls (wasmfw_glue.c). */
 void *wasmfw_host_alloc(size_t size, size_t align);

@@ -56,7 +56,13 @@ pub enum Mode {
 impl Bridge {
     /// Loads the bridge, resolving the kfunc in the wasmfw module's BTF.
     pub fn load() -> Result<Bridge> {
-        let (btf_fd, btf_id) = find_kfunc(MODULE, KFUNC)?;
+        Bridge::load_calling(KFUNC)
+    }
+
+    /// A bridge to another kfunc of the module with the same signature
+    /// (`wasmfw_xdp_native_icmp`, the benchmarks' native baseline).
+    pub fn load_calling(kfunc: &str) -> Result<Bridge> {
+        let (btf_fd, btf_id) = find_kfunc(MODULE, kfunc)?;
         let insns = program(btf_id);
         let prog = sys::prog_load_xdp(&insns, &[btf_fd.as_raw_fd(), btf_fd.as_raw_fd()], "wasmfw_bridge")
             .context("loading the xdp-bridge program")?;
@@ -80,6 +86,12 @@ impl Bridge {
     pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<(u32, u32)> {
         sys::prog_test_run(self.prog.as_raw_fd(), packet, repeat)
     }
+}
+
+/// An XDP program that only returns XDP_PASS: the test-run floor.
+pub fn load_empty() -> Result<Bridge> {
+    let insns = [sys::Insn::new(0xb7, 0, 0, 0, XDP_PASS), sys::Insn::new(0x95, 0, 0, 0, 0)];
+    Ok(Bridge { prog: sys::prog_load_xdp(&insns, &[], "wasmfw_empty")? })
 }
 
 /// Fails with a clear message if the module (and so its kfunc) is absent.

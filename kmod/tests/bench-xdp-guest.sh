@@ -1,0 +1,11 @@
+#!/bin/bash
+# Inside a guest: the XDP benchmark table (bench/src/xdp.rs). Not a test:
+# prints figures; fails only if something cannot run or verdicts disagree.
+set -eu
+R=${WASMFW_REPO:?}; KO=${WASMFW_KO:?}
+insmod "$KO"
+ip link set lo up
+"$R/target/release/wasmfw" load "$R/target/filters/icmp_drop.wasm" --iface lo >/dev/null
+"$R/target/release/wasmfw-bench" xdp --runs "${WASMFW_REPEAT:-100000}"
+"$R/target/release/wasmfw" unload --iface lo >/dev/null
+rmmod wasmfw
