@@ -165,7 +165,7 @@ impl Device {
         let file = OpenOptions::new().read(true).write(true).open(DEVICE).map_err(|e| explain(DEVICE, e))?;
         let dev = Device { file };
         let mut v = 0u32;
-        dev.ioctl(IOC_VERSION, &mut v).context("asking the module's interface version")?;
+        dev.ioctl(IOC_VERSION, &mut v).map_err(|e| explain("asking the module's interface version", e))?;
         if v != UAPI_VERSION {
             bail!("the loaded wasmfw module speaks interface v{v}, this wasmfw speaks v{UAPI_VERSION}");
         }

@@ -4,6 +4,7 @@
 # (outside the repo) so that a fresh clone reuses it and `git status` stays clean.
 
 GUEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this
 REPO_DIR=$(cd "$GUEST_DIR/../.." && pwd)
 WASMFW_CACHE=${WASMFW_CACHE:-$HOME/.cache/wasmfw}
 KCACHE=$WASMFW_CACHE/kernel
@@ -46,7 +47,9 @@ libclang_path() {
 kmake_vars() {
   local -a v=(RUSTC="$RUSTC_BIN" BINDGEN="$BINDGEN_BIN" BINDGEN_TARGET=x86_64-linux-gnu)
   if [[ $ARCH_NAME == uml ]]; then
-    v+=(ARCH=um SUBARCH=x86_64)
+    # SUBARCH=x86 (what the kernel derives on an x86_64 host; 64BIT=y makes it
+    # x86_64): scripts/Makefile.clang only knows a clang target for "x86".
+    v+=(ARCH=um SUBARCH=x86)
   else
     v+=(ARCH=x86_64)
   fi
@@ -160,9 +163,12 @@ kernel_hash() {
   {
     echo "variant=$VARIANT"
     echo "linux-source=$(pkg_version "$LINUX_SOURCE_PKG")"
-    for f in $(config_fragments) $(arch_patches) "$GUEST_DIR/kernel.sh" "$GUEST_DIR/lib.sh"; do
+    for f in $(config_fragments) $(arch_patches) "$GUEST_DIR/kernel.sh"; do
       echo "== ${f#"$GUEST_DIR"/}"; cat "$f"
     done
+    # lib.sh as a whole is not hashed (boot helpers live there too); the
+    # parts of it that shape the kernel build are:
+    kmake_vars; echo "uml-rustflags=$UML_RUSTFLAGS_MODULE"
     echo "rustc=$(tool_version "$RUSTC_BIN" --version)"
     echo "bindgen=$BINDGEN_VERSION"
     echo "libclang=$(libclang_path)"

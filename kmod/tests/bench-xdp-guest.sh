@@ -3,7 +3,7 @@
 # prints figures; fails only if something cannot run or verdicts disagree.
 set -eu
 R=${WASMFW_REPO:?}; KO=${WASMFW_KO:?}
-insmod "$KO"
+grep -q "^wasmfw " /proc/modules || insmod "$KO"
 ip link set lo up
 "$R/target/release/wasmfw" load "$R/target/filters/icmp_drop.wasm" --iface lo >/dev/null
 "$R/target/release/wasmfw-bench" xdp --runs "${WASMFW_REPEAT:-100000}"

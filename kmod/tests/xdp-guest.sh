@@ -20,7 +20,7 @@ tcp_ok() {
 }
 counter() { inb "$W" stats --iface vb --json | python3 -c "import json,sys;print(json.load(sys.stdin)[0]['counters'].get('$1',-1))"; }
 
-insmod "$KO" || { echo "FAILED insmod"; echo "0 passed, 1 failed"; exit 1; }
+grep -q '^wasmfw ' /proc/modules || insmod "$KO" || { echo "FAILED insmod"; echo "0 passed, 1 failed"; exit 1; }
 ip netns add a; ip netns add b
 ip link add va type veth peer name vb
 ip link set va netns a; ip link set vb netns b

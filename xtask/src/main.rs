@@ -8,6 +8,7 @@ mod ebpf;
 mod filters;
 mod guest;
 mod test;
+mod testfilters;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Cmd {
     BuildEbpf,
     /// Install the Debian packages the build and the tests need (apt-get).
     Deps,
+    /// Write the broken test filters and the capture the kernel-module tests use into target/test-filters/.
+    BuildTestFilters,
     /// The main job: build everything and show a filter dropping real traffic.
     Demo {
         /// Only replay a sample capture in userspace (no guest kernel).
@@ -46,6 +49,7 @@ fn main() -> Result<()> {
         Cmd::BuildFilters => filters::build(),
         Cmd::BuildEbpf => ebpf::build(),
         Cmd::Deps => deps::ensure_all(),
+        Cmd::BuildTestFilters => testfilters::build(),
         Cmd::Demo { replay: true } => demo::replay_demo(),
         Cmd::Demo { replay: false } => guest::demo(),
         Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),

@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# Helpers for the guest test scripts (t_*.sh), sourced inside the guest.
+# Environment (from guest.sh): WASMFW_REPO, WASMFW_SCRATCH, WASMFW_GUEST,
+# WASMFW_KO (the wasmfw.ko for this kernel), WASMFW_TEST (the test's name).
+set -euo pipefail
+
+REPO=${WASMFW_REPO:?run inside the guest (kmod/tests/run.sh)}
+W=${WASMFW_BIN:-$REPO/target/release/wasmfw}
+KO=${WASMFW_KO:?}
+TF=$REPO/target/test-filters
+T=${WASMFW_TEST:-$(basename "$0" .sh)}
+FIG=$WASMFW_SCRATCH/figures.txt
+# The guest's devtmpfs has no /dev/fd (no udev): bash's <(...) needs it.
+[[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd
+
+say() { echo "  [$T] $*"; }
+fail() { echo "  [$T] FAIL: $*"; exit 1; }
+skip() { echo "  [$T] SKIP: $*"; exit 77; }
+# figure <name> <value>: a measured number for the summary.
+figure() { echo "$WASMFW_GUEST $T $1 $2" >> "$FIG"; say "figure: $1 = $2"; }
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $1" | bc; }
+
+ensure_module() { grep -q '^wasmfw ' /proc/modules || insmod "$KO"; }
+
+# The kernel log, captured (`dmesg | grep -q` trips pipefail with SIGPIPE).
+klog() { dmesg; }
+
+# Two namespaces joined by veth: wfa (sender: va, 10.0.0.1, fd00::1) and
+# wfb (receiver: vb, 10.0.0.2, fd00::2). Filters go on vb, inside wfb.
+A() { ip netns exec wfa "$@"; }
+B() { ip netns exec wfb "$@"; }
+pair_down() { ip netns del wfa 2>/dev/null || true; ip netns del wfb 2>/dev/null || true; }
+pair_up() {
+  pair_down
+  ip netns add wfa
+  ip netns add wfb
+  ip link add va netns wfa type veth peer name vb netns wfb
+  ip -n wfa addr add 10.0.0.1/24 dev va
+  ip -n wfb addr add 10.0.0.2/24 dev vb
+  ip -n wfa addr add fd00::1/64 dev va nodad
+  ip -n wfb addr add fd00::2/64 dev vb nodad
+  local ns
+  for ns in wfa wfb; do ip -n $ns link set lo up; done
+  ip -n wfa link set va up
+  ip -n wfb link set vb up
+  # First contact resolves ARP/ND, so later counts see only the test's packets.
+  A ping -c 1 -W 2 10.0.0.2 >/dev/null || fail "no IPv4 connectivity over the fresh veth pair"
+  A ping -6 -c 1 -W 2 fd00::2 >/dev/null || fail "no IPv6 connectivity over the fresh veth pair"
+}
+
+# wasmfw in the receiver's namespace; stdout+stderr shown indented.
+wf() { B "$W" "$@"; }
+
+# load <policy> [extra args]: loads on vb with the netfilter hook, records
+# the kernel stack the load used (from the CLI's message).
+load() {
+  local out
+  out=$(wf load "$@" --iface vb --hook netfilter 2>&1) || { echo "$out" | sed 's/^/    /'; fail "wasmfw load $* failed"; }
+  echo "$out" | sed 's/^/    /'
+  local stack
+  stack=$(sed -n 's/.*load used \([0-9]*\) bytes of kernel stack.*/\1/p' <<< "$out" | head -1)
+  [[ -n $stack ]] && figure "stack_used_by_load[$(basename "$1")]" "$stack"
+  return 0
+}
+unload() { wf unload --iface vb | sed 's/^/    /'; }
+
+# counter <name>: a counter of the filter on vb (wasmfw stats --json).
+counter() {
+  local js
+  js=$(wf stats --iface vb --json) || fail "wasmfw stats --iface vb --json failed"
+  jq -r --arg n "$1" '.[0].counters[$n] // "missing"' <<< "$js"
+}
+# snapshot: all counters of the filter on vb at one instant (into SNAP);
+# snap <name> reads one of them (separate stats calls would race traffic).
+snapshot() { SNAP=$(wf stats --iface vb --json) || fail "wasmfw stats --iface vb --json failed"; }
+snap() { jq -r --arg n "$1" '.[0].counters[$n] // "missing"' <<< "$SNAP"; }
+show_stats() { wf stats --iface vb 2>&1 | sed 's/^/    /'; }
+
+# ping4/ping6 <count> [ping args]: from wfa to wfb; prints "<sent> <received>".
+_ping() {
+  local out
+  out=$(A ping "$@" 2>&1 || true)
+  local line; line=$(grep -E 'packets transmitted' <<< "$out" || true)
+  [[ -n $line ]] || { echo "$out" | sed 's/^/    /' >&2; fail "ping printed no statistics"; }
+  echo "    ping $*: $line" >&2
+  sed -E 's/^([0-9]+) packets transmitted, ([0-9]+) (packets )?received.*/\1 \2/' <<< "$line"
+}
+ping4() { local c=$1; shift; _ping -c "$c" -i 0.2 -W 1 "$@" 10.0.0.2; }
+ping6() { local c=$1; shift; _ping -6 -c "$c" -i 0.2 -W 1 "$@" fd00::2; }
+
+expect_eq() { [[ $1 == "$2" ]] || fail "$3: got $1, want $2"; say "$3 = $1"; }
+expect_ge() { [[ $1 =~ ^[0-9]+$ && $1 -ge $2 ]] || fail "$3: got $1, want >= $2"; say "$3 = $1 (>= $2)"; }
+
+# A TCP listener in wfb that answers "hello" to every connection, in the
+# background; tcp_connect <dst> <port> [src] from wfa prints what it got.
+tcp_listen() { # tcp_listen <addr> <port>
+  ip netns exec wfb python3 -c '
+import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(512)
+while True:
+    c, _ = s.accept(); c.sendall(b"hello\n"); c.close()
+' "$1" "$2" >/dev/null &
+  LISTENER_PIDS+=("$!")
+  local i
+  for i in $(seq 50); do
+    B ss -ltn 2>/dev/null | grep -q ":$2 " && return 0
+    sleep 0.1
+  done
+  fail "listener on $1:$2 did not come up"
+}
+LISTENER_PIDS=()
+stop_listeners() { local p; for p in "${LISTENER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; LISTENER_PIDS=(); }
+tcp_connect() { # tcp_connect <dst> <port> [src] [timeout]: prints the reply or an error
+  A python3 -c '
+import socket, sys
+dst, port, src, to = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(to)
+if src: s.bind((src, 0))
+try:
+    s.connect((dst, port)); print(s.recv(16).decode().strip())
+except Exception as e:
+    print("error:", type(e).__name__, e)
+' "$1" "$2" "${3:-}" "${4:-3}"
+}
+
+cleanup() { stop_listeners; pair_down; }
+trap cleanup EXIT

@@ -1,0 +1,154 @@
+#!/bin/bash
+# The kernel module's tests, in one command: builds (or reuses) the guest
+# kernels, wasmfw.ko for each, wasmfw, the filters and the test filters,
+# then boots the guests and runs kmod/tests/t_*.sh inside.
+#
+#   run.sh [--only uml|x86] [--tests a,b,...] [--cycles N] [--no-debug]
+#   run.sh --demo            boot UML and show icmp.toml dropping real ping
+#
+# Guests (kmod/guest/): uml runs every test; x86 (qemu TCG, slow, but with
+# the eBPF JIT) runs icmp, xdp, the XDP benchmark and a few load/unload/rmmod cycles; a --debug kernel (KASAN, kmemleak,
+# lockdep), when one is already built, runs the stress cycles and the
+# kmemleak check. Prints "ok <guest>:<test>" / "FAILED <guest>:<test>" and
+# ends with "N passed, M failed"; exit status 1 if anything failed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+G=$root/kmod/guest
+cd "$root"
+
+ALL_UML=icmp,l4_dos,faults,garbage,replace,caps,test_run,xdp,xdp_bench,stress,kmemleak
+DEMO=0 ONLY='' TESTS='' CYCLES='' USE_DEBUG=1
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --demo) DEMO=1 ;;
+    --only) ONLY=$2; shift ;;
+    --tests) TESTS=$2; shift ;;
+    --cycles) CYCLES=$2; shift ;;
+    --no-debug) USE_DEBUG=0 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ -z $ONLY || $ONLY == uml || $ONLY == x86 ]] || { echo "run.sh: --only uml|x86" >&2; exit 2; }
+
+say() { printf '\n### run.sh: %s\n' "$*" >&2; }
+T0=$SECONDS
+CACHE=${WASMFW_CACHE:-$HOME/.cache/wasmfw}
+
+# ---- build --------------------------------------------------------------
+archs=(uml x86)
+[[ $DEMO == 1 ]] && archs=(uml)
+[[ -n $ONLY ]] && archs=("$ONLY")
+for a in "${archs[@]}"; do
+  say "kernel $a (kmod/guest/kernel.sh build $a)"
+  "$G/kernel.sh" build "$a" >/dev/null
+done
+say "wasmfw (cargo build --release -p wasmfw), filters, test filters"
+nice cargo build --quiet --release -p wasmfw
+nice cargo xtask build-filters
+"$here/build-test-filters.sh"
+if [[ ! -e target/demo/sample.pcap ]]; then nice cargo xtask demo --replay >/dev/null; fi
+
+# The verdicts the userspace engine gives, for test_run to compare with.
+exp=target/test-filters/expected
+rm -rf "$exp"; mkdir -p "$exp"
+for c in "icmp mixed 1000" "icmp sample 1" "l4-dos mixed 1" "dns-block sample 100"; do
+  read -r pol cap rep <<< "$c"
+  pcap=target/test-filters/$cap.pcap; [[ -e $pcap ]] || pcap=target/demo/$cap.pcap
+  target/release/wasmfw replay "policies/$pol.toml" --pcap "$pcap" --json > "$exp/$pol@$cap@$rep.json"
+done
+
+# ---- plan: which guest runs what -------------------------------------------
+# variant | tests | --env extras | timeout
+plan=()
+for a in "${archs[@]}"; do
+  if [[ $DEMO == 1 ]]; then plan+=("uml|demo||300"); break; fi
+  if [[ $a == uml ]]; then
+    plan+=("uml|${TESTS:-$ALL_UML}|WASMFW_CYCLES=${CYCLES:-100}|1200")
+  else
+    # TCG: every exec of a host binary over 9p costs ~0.5 s; keep it short.
+    plan+=("x86|${TESTS:-icmp,xdp,xdp_bench,stress}|WASMFW_CYCLES=${CYCLES:-3}|1500")
+  fi
+  if [[ $USE_DEBUG == 1 && -z $TESTS ]]; then
+    if "$G/kernel.sh" path "$a" --debug >/dev/null 2>&1; then
+      if [[ $a == uml ]]; then
+        plan+=("uml --debug|icmp,stress,kmemleak|WASMFW_CYCLES=${CYCLES:-100}|1800")
+      else
+        plan+=("x86 --debug|stress,kmemleak|WASMFW_CYCLES=${CYCLES:-10}|2400")
+      fi
+    else
+      say "no $a --debug kernel built (kmod/guest/kernel.sh build $a --debug): kmemleak not checked on $a"
+    fi
+  fi
+done
+
+# ---- run ---------------------------------------------------------------------
+PATTERN='Oops|BUG:|WARNING:|KASAN:|kernel BUG|UBSAN:|Call Trace|general protection|Kernel panic|unreferenced object|suspected memory leak|INFO: task .* blocked|rcu: INFO:|self-detected stall'
+results=() figures=() durations=()
+outdir=$root/target/kmod-tests
+mkdir -p "$outdir"
+for p in "${plan[@]}"; do
+  IFS='|' read -r variant tests extra timeout <<< "$p"
+  name=${variant/ --debug/-debug}
+  say "$name: wasmfw.ko (kmod/build-module.sh $variant)"
+  ko=$(nice "$root/kmod/build-module.sh" $variant)
+  [[ -n $ko && -e $ko ]] || { results+=("FAILED $name:build-module"); continue; }
+  scratch=$CACHE/scratch/kmod-tests-$name
+  rm -rf "$scratch"; mkdir -p "$scratch"
+  envs=(--env "WASMFW_KO=$ko")
+  [[ $variant == x86* ]] && envs+=(--env WASMFW_FLOOD=300 --env WASMFW_SYNS=100 --env WASMFW_BG_INTERVAL=0.01)
+  [[ -n $extra ]] && envs+=(--env "$extra")
+  if [[ $tests == demo ]]; then init=$here/demo.sh; else init=$here/guest.sh; envs+=(--env "WASMFW_TESTS=$tests"); fi
+  say "$name: booting, tests: $tests (log: target/kmod-tests/$name.log)"
+  t0=$SECONDS
+  set +e
+  "$G/boot.sh" $variant --init "$init" "${envs[@]}" --timeout "$timeout" --scratch "$scratch" \
+    --log "$outdir/$name.log" 2>&1 | grep -avE '^\[ *[0-9]+\.[0-9]+\] ' | grep -av '^WASMFW-GUEST: ----- '
+  rc=${PIPESTATUS[0]}
+  set -e
+  durations+=("$name: $((SECONDS - t0)) s (boot + tests: $tests)")
+  if [[ $tests == demo ]]; then
+    echo; [[ $rc == 0 ]] && echo "demo OK ($((SECONDS - T0)) s)" || echo "demo FAILED (boot.sh exit $rc)"
+    exit "$rc"
+  fi
+  if [[ -s $scratch/results.txt ]]; then
+    while read -r st t secs; do
+      results+=("$st $name:$t (${secs}s)")
+    done < "$scratch/results.txt"
+  fi
+  # Tests named but never reported: the guest died or timed out.
+  IFS=, read -ra want <<< "$tests"
+  for t in "${want[@]}"; do
+    grep -q " $t " "$scratch/results.txt" 2>/dev/null || grep -q " $t\$" "$scratch/results.txt" 2>/dev/null \
+      || results+=("FAILED $name:$t (not run: guest exit $rc)")
+  done
+  bad=$(cat "$scratch/dmesg.txt" "$scratch/kmemleak.txt" 2>/dev/null | grep -aE "$PATTERN" || true)
+  [[ -s $scratch/dmesg.txt ]] || bad="no kernel log (guest exit $rc)"
+  if [[ -z $bad && $rc != 124 && $rc != 125 ]]; then
+    results+=("ok $name:kernel-log-clean")
+  else
+    results+=("FAILED $name:kernel-log-clean (boot.sh exit $rc)")
+    printf '%s\n' "$bad" | head -20 | sed 's/^/    /'
+  fi
+  [[ -s $scratch/figures.txt ]] && while read -r line; do figures+=("$line"); done < "$scratch/figures.txt"
+  cp "$scratch"/{results.txt,figures.txt,dmesg.txt,kmemleak.txt} "$outdir/" 2>/dev/null || true
+  for f in results.txt figures.txt dmesg.txt; do [[ -e $scratch/$f ]] && cp "$scratch/$f" "$outdir/$name-$f"; done
+done
+
+# ---- summary -------------------------------------------------------------------
+echo
+echo "=== kmod tests: results"
+pass=0 fail=0
+for r in "${results[@]}"; do
+  echo "$r"
+  case $r in ok*) pass=$((pass + 1)) ;; FAILED*) fail=$((fail + 1)) ;; esac
+done
+if [[ ${#figures[@]} -gt 0 ]]; then
+  echo "=== measured (guest test figure value)"
+  printf '%s\n' "${figures[@]}" | awk '{k=$1" "$2" "$3; v=$0; sub(/^[^ ]+ [^ ]+ [^ ]+ /,"",v); if (!(k in seen)) {order[++n]=k}; seen[k]=v} END {for (i=1;i<=n;i++) print "  " order[i] ": " seen[order[i]]}'
+fi
+echo "=== durations"
+printf '  %s\n' "${durations[@]}" "total: $((SECONDS - T0)) s"
+echo "$pass passed, $fail failed"
+[[ $fail == 0 ]]

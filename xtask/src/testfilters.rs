@@ -1,0 +1,114 @@
+//! `cargo xtask build-test-filters`: deliberately broken filters and a
+//! capture for the kernel module's guest tests (kmod/tests/), written to
+//! target/test-filters/:
+//!
+//! - `loop.wasm`: a valid ABI v1 filter whose `wasmfw_filter` never returns
+//!   (only fuel stops it);
+//! - `oob.wasm`: a valid ABI v1 filter that loads far outside its memory
+//!   (a trap on every packet);
+//! - `ok.wasm`: the same skeleton returning pass (the control case);
+//! - `garbage.wasm`: pseudo-random bytes, not a Wasm module at all;
+//! - `mixed.pcap`: IPv4/IPv6 echo requests and replies, TCP SYNs, UDP, for
+//!   `wasmfw test-run` against `wasmfw replay`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use etherparse::PacketBuilder;
+use pcap_file::pcap::{PcapPacket, PcapWriter};
+
+use crate::deps::root;
+
+/// A minimal ABI v1 filter (the exports the engine requires) whose
+/// `wasmfw_filter(ptr, len) -> verdict` body is `body`.
+fn wat_filter(body: &str) -> Result<Vec<u8>> {
+    let text = format!(
+        r#"(module
+          (memory (export "memory") 1)
+          (func (export "wasmfw_abi_version") (result i32) i32.const 1)
+          (func (export "wasmfw_buffer") (result i32) i32.const 1024)
+          (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+          (func (export "wasmfw_init") (param i32) (result i32) i32.const 0)
+          (func (export "wasmfw_filter") (param i32 i32) (result i32) {body}))"#
+    );
+    Ok(wat::parse_str(text)?)
+}
+
+/// Deterministic "random" bytes (xorshift64), so the file is reproducible.
+fn garbage(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+/// Echo requests/replies over IPv4 and IPv6, TCP SYNs and a UDP datagram:
+/// icmp.toml drops exactly the echo requests.
+fn mixed_capture(path: &Path) -> Result<()> {
+    let v4 = |a: u8| [10, 0, 0, a];
+    let v6 = |a: u8| {
+        let mut x = [0u8; 16];
+        x[0] = 0xfd;
+        x[15] = a;
+        x
+    };
+    let mut pkts: Vec<Vec<u8>> = Vec::new();
+    for seq in 0..3u16 {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(A, B).ipv4(v4(1), v4(2), 64).icmpv4_echo_request(7, seq).write(&mut v, &[0x42; 56])?;
+        pkts.push(v);
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(B, A).ipv4(v4(2), v4(1), 64).icmpv4_echo_reply(7, seq).write(&mut v, &[0x42; 56])?;
+        pkts.push(v);
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(A, B).ipv6(v6(1), v6(2), 64).icmpv6_echo_request(9, seq).write(&mut v, &[0x24; 56])?;
+        pkts.push(v);
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(B, A).ipv6(v6(2), v6(1), 64).icmpv6_echo_reply(9, seq).write(&mut v, &[0x24; 56])?;
+        pkts.push(v);
+    }
+    for port in [22u16, 80, 443] {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(A, B).ipv4(v4(1), v4(2), 64).tcp(40000 + port, port, 1, 64240).syn().write(&mut v, &[])?;
+        pkts.push(v);
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(A, B).ipv6(v6(1), v6(2), 64).tcp(40000 + port, port, 1, 64240).syn().write(&mut v, &[])?;
+        pkts.push(v);
+    }
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(A, B).ipv4(v4(1), v4(2), 64).udp(5353, 53).write(&mut v, &[0u8; 32])?;
+    pkts.push(v);
+    let mut w = PcapWriter::new(std::fs::File::create(path)?)?;
+    for (i, data) in pkts.iter().enumerate() {
+        w.write_packet(&PcapPacket::new(Duration::from_millis(i as u64 * 10), data.len() as u32, data))?;
+    }
+    Ok(())
+}
+
+pub fn build() -> Result<()> {
+    let out = root().join("target/test-filters");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let files: [(&str, Vec<u8>); 4] = [
+        ("loop.wasm", wat_filter("(loop $l (br $l)) i32.const 0")?),
+        // 0x7fff0000 is far past the single 64 KiB page: every packet traps.
+        ("oob.wasm", wat_filter("i32.const 0x7fff0000 i32.load drop i32.const 0")?),
+        ("ok.wasm", wat_filter("i32.const 0")?),
+        ("garbage.wasm", garbage(512)),
+    ];
+    for (name, bytes) in &files {
+        let p = out.join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+    }
+    mixed_capture(&out.join("mixed.pcap"))?;
+    eprintln!("xtask: {} test filters and mixed.pcap in {}", files.len(), out.display());
+    Ok(())
+}
