@@ -81,7 +81,7 @@ for a in "${archs[@]}"; do
       if [[ $a == uml ]]; then
         plan+=("uml --debug|icmp,stress,kmemleak|WASMFW_CYCLES=${CYCLES:-100}|1800")
       else
-        plan+=("x86 --debug|stress,kmemleak|WASMFW_CYCLES=${CYCLES:-10}|2400")
+        plan+=("x86 --debug|stress,kmemleak|WASMFW_CYCLES=${CYCLES:-30}|2400")
       fi
     else
       say "no $a --debug kernel built (kmod/guest/kernel.sh build $a --debug): KASAN/lockdep not run on $a"
