@@ -551,34 +551,48 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
     write(arg, &req)
 }
 
-const MAX_ITEMS: usize = 64;
+/// Most counters a filter has: the builtin ones plus ABI v1's 32.
+const MAX_COUNTERS: usize = 5 + 32;
+/// Most maps a filter has (ABI v1).
+const MAX_MAPS: usize = 16;
 
-fn counters(reg: &mut Registry, arg: usize) -> Result {
-    let mut req: IdList = read(arg)?;
-    let f = reg.get(req.id)?.filter;
-    let mut buf = [Counter { name: [0; 32], value: 0 }; MAX_ITEMS];
-    // SAFETY: f is live; buf has MAX_ITEMS entries.
-    let n = unsafe { wf_counters(f, buf.as_mut_ptr(), MAX_ITEMS) };
-    let mut out = UserSlice::new(req.buf as usize, req.cap as usize * size_of::<Counter>()).writer();
-    for c in buf.iter().take(n.min(MAX_ITEMS).min(req.cap as usize)) {
-        out.write(c)?;
+/// A zeroed heap buffer of `n` items (these arrays are too big for the
+/// kernel stack).
+fn zeroed<T: Copy>(n: usize, zero: T) -> Result<KVec<T>> {
+    let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+    for _ in 0..n {
+        v.push(zero, GFP_KERNEL)?;
     }
-    req.count = n as u32;
+    Ok(v)
+}
+
+/// Answers a COUNTERS/MAPS request: the first `cap` of `items`, and how
+/// many there are in all (`total`, which may exceed what fit).
+fn reply_list<T: AsBytes>(arg: usize, mut req: IdList, items: &[T], total: usize) -> Result {
+    let mut out = UserSlice::new(req.buf as usize, req.cap as usize * size_of::<T>()).writer();
+    for it in items.iter().take(total.min(req.cap as usize)) {
+        out.write(it)?;
+    }
+    req.count = total as u32;
     write(arg, &req)
 }
 
-fn maps(reg: &mut Registry, arg: usize) -> Result {
-    let mut req: IdList = read(arg)?;
+fn counters(reg: &mut Registry, arg: usize) -> Result {
+    let req: IdList = read(arg)?;
     let f = reg.get(req.id)?.filter;
-    let mut buf = [MapInfo { name: [0; 32], kind: 0, key_size: 0, value_size: 0, max_entries: 0 }; 16];
-    // SAFETY: f is live; buf has 16 entries.
-    let n = unsafe { wf_maps(f, buf.as_mut_ptr(), buf.len()) };
-    let mut out = UserSlice::new(req.buf as usize, req.cap as usize * size_of::<MapInfo>()).writer();
-    for m in buf.iter().take(n.min(16).min(req.cap as usize)) {
-        out.write(m)?;
-    }
-    req.count = n as u32;
-    write(arg, &req)
+    let mut buf = zeroed(MAX_COUNTERS, Counter { name: [0; 32], value: 0 })?;
+    // SAFETY: f is live; buf has MAX_COUNTERS entries.
+    let n = unsafe { wf_counters(f, buf.as_mut_ptr(), MAX_COUNTERS) };
+    reply_list(arg, req, &buf[..n.min(MAX_COUNTERS)], n)
+}
+
+fn maps(reg: &mut Registry, arg: usize) -> Result {
+    let req: IdList = read(arg)?;
+    let f = reg.get(req.id)?.filter;
+    let mut buf = zeroed(MAX_MAPS, MapInfo { name: [0; 32], kind: 0, key_size: 0, value_size: 0, max_entries: 0 })?;
+    // SAFETY: f is live; buf has MAX_MAPS entries.
+    let n = unsafe { wf_maps(f, buf.as_mut_ptr(), MAX_MAPS) };
+    reply_list(arg, req, &buf[..n.min(MAX_MAPS)], n)
 }
 
 fn map_op(reg: &mut Registry, arg: usize) -> Result {
