@@ -34,7 +34,10 @@ for t in "${tests[@]}"; do
   # Leave nothing behind for the next test: namespaces, filters, processes.
   ip -all netns delete 2>/dev/null
   if grep -q '^wasmfw ' /proc/modules && [[ -n $("$WASMFW_REPO/target/release/wasmfw" status --json 2>/dev/null | jq -r '.[]?.iface' 2>/dev/null) ]]; then
-    echo "  [$t] filters left loaded: rmmod wasmfw"; rmmod wasmfw || true
+    echo "  [$t] filters left loaded: rmmod wasmfw"
+    # A pinned xdp-bridge link keeps the module (its kfunc) in use.
+    rm -rf /sys/fs/bpf/wasmfw/* 2>/dev/null
+    rmmod wasmfw || true
   fi
 done
 log=$(dmesg)

@@ -50,8 +50,8 @@ if [[ $DEMO == 0 && $USE_DEBUG == 1 && -z $TESTS && " ${archs[*]} " == *" x86 "*
   say "kernel x86 --debug (kmod/guest/kernel.sh build x86 --debug)"
   "$G/kernel.sh" build x86 --debug >/dev/null
 fi
-say "wasmfw (cargo build --release -p wasmfw), filters, test filters"
-nice cargo build --quiet --release -p wasmfw
+say "wasmfw and wasmfw-bench (cargo build --release), filters, test filters"
+nice cargo build --quiet --release -p wasmfw -p wasmfw-bench
 nice cargo xtask build-filters
 "$here/build-test-filters.sh"
 if [[ ! -e target/demo/sample.pcap ]]; then nice cargo xtask demo --replay >/dev/null; fi
