@@ -13,6 +13,11 @@ const ALL: &[(&str, &str)] = &[
     ("/usr/bin/ping", "iputils-ping"),
     ("/usr/sbin/hping3", "hping3"),
     ("/usr/sbin/bpftool", "bpftool"),
+    // The guest tests (kmod/tests) run host binaries inside the guests.
+    ("/usr/bin/jq", "jq"),
+    ("/usr/bin/python3", "python3"),
+    ("/usr/bin/nsenter", "util-linux"),
+    ("/usr/bin/busybox", "busybox-static"),
 ];
 
 /// Installs the packages whose marker files are missing.
