@@ -155,13 +155,11 @@ struct Target {
     iface: Option<String>,
 }
 
-fn read_target(path: &Path, engine: Engine) -> Result<Target> {
+/// A load target for the ebpf engine, which needs the filter's name and
+/// parameters but not its .wasm.
+fn read_target(path: &Path) -> Result<Target> {
     if path.extension().is_some_and(|e| e == "wasm") {
-        // A bare filter: its twin, default parameters. The .wasm itself is
-        // not needed by the ebpf engine.
-        if engine == Engine::Wasm && !path.is_file() {
-            bail!("{}: no such file", path.display());
-        }
+        // A bare filter: its twin, default parameters.
         let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, iface: None });
     }
@@ -169,7 +167,7 @@ fn read_target(path: &Path, engine: Engine) -> Result<Target> {
         Ok(p) => p,
         // The ebpf engine does not need the policy's .wasm: if that is all
         // that is missing, resolve the name against an empty stand-in.
-        Err(e) if engine == Engine::Ebpf && e.key.as_deref() == Some("filter") && e.message.contains("not found") => {
+        Err(e) if e.key.as_deref() == Some("filter") && e.message.contains("not found") => {
             load_without_wasm(path)?
         }
         Err(e) => return Err(anyhow!("{e}")),
@@ -205,22 +203,27 @@ fn load_without_wasm(path: &Path) -> Result<Policy> {
 
 // ---- commands -------------------------------------------------------------
 
-pub fn load(args: &LoadArgs) -> Result<()> {
-    let target = read_target(&args.target, args.engine)?;
+/// Interface and hook of a load: the command line's, else the policy's.
+fn placement(args: &LoadArgs, policy_iface: Option<String>, policy_hook: Hook) -> Result<(String, Hook)> {
     let iface = args
         .iface
         .clone()
-        .or(target.iface.clone())
+        .or(policy_iface)
         .ok_or_else(|| anyhow!("no interface: pass --iface or set `iface` in the policy"))?;
     let hook = match args.hook {
         Some(HookArg::Xdp) => Hook::Xdp,
         Some(HookArg::Netfilter) => Hook::Netfilter,
-        None => target.hook,
+        None => policy_hook,
     };
-    match args.engine {
-        Engine::Wasm => return load_wasm(args, &iface, hook),
-        Engine::Ebpf => {}
+    Ok((iface, hook))
+}
+
+pub fn load(args: &LoadArgs) -> Result<()> {
+    if args.engine == Engine::Wasm {
+        return load_wasm(args);
     }
+    let target = read_target(&args.target)?;
+    let (iface, hook) = placement(args, target.iface.clone(), target.hook)?;
     if hook != Hook::Xdp {
         bail!("the ebpf engine attaches at the xdp hook only (policy or --hook asks for {})", hook.as_str());
     }
@@ -381,10 +384,12 @@ fn wasm_policy(target: &Path) -> Result<Policy> {
 
 /// `load --engine wasm`: load into the kernel module, then attach; a
 /// failed attach unloads again, so nothing is left behind.
-fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook) -> Result<()> {
+fn load_wasm(args: &LoadArgs) -> Result<()> {
     let policy = wasm_policy(&args.target)?;
+    let (iface, hook) = placement(args, policy.iface.clone(), policy.hook)?;
+    let iface = iface.as_str();
     let dev = crate::kmod::Device::open()?;
-    check_iface(iface)?;
+    let ifindex = check_iface(iface)?;
     if let Some(old) = dev.list()?.into_iter().find(|i| i.hook != 0 && i.ifname() == iface) {
         if !args.replace {
             bail!("{} is already attached on {iface} (wasm); unload it first or pass --replace to swap atomically", old.name());
@@ -407,7 +412,7 @@ fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook) -> Result<()> {
     // XDP: the kfunc now finds the filter; attach the bridge program that
     // calls it (unless it is already there and this is a replacement).
     if hook == Hook::Xdp && !replacing_xdp {
-        if let Err(e) = attach_bridge(iface, args.mode, &bridge_dir) {
+        if let Err(e) = attach_bridge(ifindex, args.mode, &bridge_dir) {
             let _ = dev.detach(iface);
             return Err(e);
         }
@@ -422,9 +427,8 @@ fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook) -> Result<()> {
     Ok(())
 }
 
-/// Loads xdp-bridge and attaches it to `iface` with a pinned bpf link.
-fn attach_bridge(iface: &str, mode: XdpMode, dir: &Path) -> Result<()> {
-    let ifindex = check_iface(iface)?;
+/// Loads xdp-bridge and attaches it to `ifindex` with a pinned bpf link.
+fn attach_bridge(ifindex: u32, mode: XdpMode, dir: &Path) -> Result<()> {
     ensure_bpffs()?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let bridge = wasmfw_xdp_bridge::Bridge::load()?;

@@ -236,15 +236,25 @@ struct wasmfw_nf {
 /* A per-CPU copy target for packets whose first bytes are not linear. */
 static DEFINE_PER_CPU(u8[WASMFW_MAX_PACKET], wasmfw_pkt_buf);
 
-/* Runs `f` on the calling CPU's instance. BH off: one user per instance. */
+/* Runs `f` on the calling CPU's instance; the caller has BH disabled, so
+ * the instance has one user. */
+static int wasmfw_run_bh_off(struct wf_filter *f, const u8 *data, size_t len, int link)
+{
+	int verdict;
+
+	this_cpu_write(wasmfw_in_packet, 1);
+	verdict = wf_run(f, smp_processor_id(), data, len, link);
+	this_cpu_write(wasmfw_in_packet, 0);
+	return verdict;
+}
+
+/* The same, from a context that may have BH enabled. */
 static int wasmfw_run_local(struct wf_filter *f, const u8 *data, size_t len, int link)
 {
 	int verdict;
 
 	local_bh_disable();
-	this_cpu_write(wasmfw_in_packet, 1);
-	verdict = wf_run(f, smp_processor_id(), data, len, link);
-	this_cpu_write(wasmfw_in_packet, 0);
+	verdict = wasmfw_run_bh_off(f, data, len, link);
 	local_bh_enable();
 	return verdict;
 }
@@ -266,7 +276,7 @@ static unsigned int wasmfw_nf_hook(void *priv, struct sk_buff *skb, const struct
 	len = min_t(unsigned int, skb->len, WASMFW_MAX_PACKET);
 	local_bh_disable(); /* this CPU's copy buffer and filter instance */
 	data = skb_header_pointer(skb, 0, len, this_cpu_ptr(wasmfw_pkt_buf));
-	verdict = data ? wasmfw_run_local(f, data, len, WASMFW_LINK_RAW_IP) : 0;
+	verdict = data ? wasmfw_run_bh_off(f, data, len, WASMFW_LINK_RAW_IP) : 0;
 	local_bh_enable();
 	return verdict == 1 ? NF_DROP : NF_ACCEPT;
 }
