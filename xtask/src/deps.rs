@@ -9,6 +9,9 @@ const ALL: &[(&str, &str)] = &[
     ("/usr/bin/rustc", "rustc-web"),
     ("/usr/bin/cargo", "cargo-web"),
     ("/usr/lib/rustlib/src/rust/library/core/Cargo.toml", "rust-web-src"),
+    // The filters' linker (filters/.cargo/wasm-ld): lld of the same LLVM
+    // as rustc-web. rust-lld is not on a fresh machine's PATH.
+    ("/usr/lib/llvm-22/bin/wasm-ld", "lld-22"),
     ("/usr/sbin/ip", "iproute2"),
     ("/usr/bin/ping", "iputils-ping"),
     ("/usr/sbin/hping3", "hping3"),
@@ -35,9 +38,10 @@ pub fn ensure_all() -> Result<()> {
     ensure(ALL)
 }
 
-/// Debian's rustc-web: the only toolchain here with library sources for -Zbuild-std.
+/// Debian's rustc-web (the only toolchain here with library sources for
+/// -Zbuild-std) and the filters' linker.
 pub fn ensure_rustc_web() -> Result<()> {
-    ensure(&ALL[..3])
+    ensure(&ALL[..4])
 }
 
 /// Runs a command, failing with its command line if it fails.

@@ -34,3 +34,41 @@ pub fn build() -> Result<()> {
     eprintln!("xtask: {n} filters in {}", out.display());
     Ok(())
 }
+
+/// The fresh-machine linker check (issue 8): one filter builds and links
+/// with a PATH of `/usr/bin:/bin` and a HOME without rustup, so neither a
+/// `rust-lld` on the PATH nor one inside a toolchain can be what links it.
+pub fn link_check() -> Result<()> {
+    ensure_rustc_web()?;
+    let root = root();
+    let home = root.join("target/linkcheck/home");
+    let target_dir = root.join("target/linkcheck");
+    std::fs::create_dir_all(&home)?;
+    let clean_env = |cmd: &mut Command| {
+        cmd.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", &home);
+    };
+    let mut probe = Command::new("/bin/sh");
+    clean_env(&mut probe);
+    if probe.args(["-c", "command -v rust-lld"]).output()?.status.success() {
+        anyhow::bail!("rust-lld is on /usr/bin:/bin: this check would not prove anything here");
+    }
+    let mut build = Command::new("/usr/bin/cargo");
+    clean_env(&mut build);
+    run(build
+        .current_dir(root.join("filters"))
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .args(["build", "--quiet", "--release", "-p", "icmp_drop", "--target", TARGET, "-Zbuild-std=core,alloc"])
+        .arg("--target-dir")
+        .arg(&target_dir))?;
+    let wasm = target_dir.join(TARGET).join("release/icmp_drop.wasm");
+    let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    anyhow::ensure!(bytes.starts_with(b"\0asm"), "{} is not a wasm module", wasm.display());
+    anyhow::ensure!(
+        !bytes.windows(11).any(|w| w == b"__heap_base"),
+        "{} exports __heap_base: it was not linked through filters/.cargo/wasm-ld",
+        wasm.display()
+    );
+    eprintln!("xtask: icmp_drop links with PATH=/usr/bin:/bin and no rustup in reach ({} bytes)", bytes.len());
+    Ok(())
+}

@@ -27,6 +27,7 @@ pub fn run_all(opts: &Options) -> Result<()> {
     };
     step("install dependencies", &crate::deps::ensure_all);
     step("build filters (wasm32v1-none)", &crate::filters::build);
+    step("filters link without rust-lld on the PATH", &crate::filters::link_check);
     step("build eBPF programs (bpfel)", &crate::ebpf::build);
     step("cargo test (engine, policies, wasmfw, eBPF on veth)", &|| {
         run(Command::new("cargo").current_dir(root()).args(["test", "--workspace", "--", "--test-threads=1"]))
