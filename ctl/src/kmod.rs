@@ -11,7 +11,7 @@ use wasmfw_policy::Policy;
 pub const DEVICE: &str = "/dev/wasmfw";
 pub const HOOK_NETFILTER: u32 = 1;
 pub const HOOK_XDP: u32 = 2;
-const UAPI_VERSION: u32 = 1;
+const UAPI_VERSION: u32 = 2;
 
 #[repr(C)]
 struct Load {
@@ -62,9 +62,16 @@ pub struct Info {
     policy: [u8; 128],
     pub fuel: u64,
     pub memory_limit: u64,
+    netns_ino: u64,
 }
 
 impl Info {
+    /// The attachment's network namespace, as the inode number of
+    /// `/proc/PID/ns/net` (what `ls -iL` and `stat -L` show); `None` when
+    /// the filter is loaded but not attached.
+    pub fn netns_ino(&self) -> Option<u64> {
+        (self.netns_ino != 0).then_some(self.netns_ino)
+    }
     pub fn ifname(&self) -> String {
         cstr(&self.ifname)
     }
@@ -75,6 +82,9 @@ impl Info {
         cstr(&self.policy)
     }
 }
+
+// The module's sizes (kmod/wasmfw/wasmfw_main.rs asserts the same).
+const _: () = assert!(size_of::<Info>() == 216);
 
 #[repr(C)]
 struct List {

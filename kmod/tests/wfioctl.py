@@ -4,6 +4,7 @@ wasmfw CLI's own checks, so the module's refusal is what gets tested.
 
     wfioctl.py load FILE.wasm [fuel]   prints "id <n> stack <bytes>" or "errno <e> <err text>"
     wfioctl.py unload ID
+    wfioctl.py list                    one line per filter: "id <n> hook <h> ifindex <i> netns <ino> name <s>"
 """
 import ctypes, fcntl, os, struct, sys
 
@@ -14,6 +15,10 @@ LOAD_FMT = "=QQIIQQII32s128sQII"  # struct wasmfw_load, 224 bytes
 assert struct.calcsize(LOAD_FMT) == 224
 IOC_LOAD = ioc(3, 1, 224)
 IOC_UNLOAD = ioc(1, 4, 8)
+INFO_FMT = "=IIII16s32s128sQQQ"  # struct wasmfw_info, 216 bytes (uapi v2)
+assert struct.calcsize(INFO_FMT) == 216
+LIST_FMT = "=QII"                 # struct wasmfw_list
+IOC_LIST = ioc(3, 5, 16)
 
 def main():
     fd = os.open("/dev/wasmfw", os.O_RDWR)
@@ -34,5 +39,15 @@ def main():
     elif sys.argv[1] == "unload":
         fcntl.ioctl(fd, IOC_UNLOAD, struct.pack("=II", int(sys.argv[2]), 0))
         print("unloaded")
+    elif sys.argv[1] == "list":
+        cap = 64
+        buf = ctypes.create_string_buffer(cap * 216)
+        req = bytearray(struct.pack(LIST_FMT, ctypes.addressof(buf), cap, 0))
+        fcntl.ioctl(fd, IOC_LIST, req)
+        count = struct.unpack(LIST_FMT, req)[2]
+        for i in range(min(count, cap)):
+            f = struct.unpack_from(INFO_FMT, buf.raw, i * 216)
+            print("id", f[0], "hook", f[1], "ifindex", f[2], "netns", f[9],
+                  "name", f[5].split(b"\0")[0].decode(errors="replace"))
 
 main()

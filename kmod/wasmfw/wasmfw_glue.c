@@ -324,6 +324,17 @@ int wasmfw_nf_ifindex(const struct wasmfw_nf *att)
 	return att->ifindex;
 }
 
+u64 wasmfw_nf_netns_ino(const struct wasmfw_nf *att)
+{
+	return att->net->ns.inum;
+}
+
+/* The caller's network namespace, as /proc/PID/ns/net names it. */
+u64 wasmfw_current_netns_ino(void)
+{
+	return current->nsproxy->net_ns->ns.inum;
+}
+
 /* Swaps in a new filter; every packet sees the old one or the new one.
  * Returns the old filter, which no CPU runs any more. */
 struct wf_filter *wasmfw_nf_swap(struct wasmfw_nf *att, struct wf_filter *f)

@@ -36,6 +36,8 @@ struct wf_filter *wasmfw_nf_swap(struct wasmfw_nf *att, struct wf_filter *f);
 struct wf_filter *wasmfw_nf_detach(struct wasmfw_nf *att);
 bool wasmfw_nf_matches(const struct wasmfw_nf *att, const char *ifname);
 int wasmfw_nf_ifindex(const struct wasmfw_nf *att);
+u64 wasmfw_nf_netns_ino(const struct wasmfw_nf *att);
+u64 wasmfw_current_netns_ino(void);
 int wasmfw_xdp_attach(const char *ifname, struct wf_filter *f, struct wf_filter **old, int *ifindex);
 struct wf_filter *wasmfw_xdp_detach(const char *ifname);
 struct wf_filter *wasmfw_xdp_take_any(void);

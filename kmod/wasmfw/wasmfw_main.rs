@@ -59,6 +59,8 @@ extern "C" {
     fn wasmfw_nf_detach(att: *mut WasmfwNf) -> *mut WfFilter;
     fn wasmfw_nf_matches(att: *const WasmfwNf, ifname: *const c_char) -> bool;
     fn wasmfw_nf_ifindex(att: *const WasmfwNf) -> c_int;
+    fn wasmfw_nf_netns_ino(att: *const WasmfwNf) -> u64;
+    fn wasmfw_current_netns_ino() -> u64;
     fn wasmfw_xdp_attach(ifname: *const c_char, f: *mut WfFilter, old: *mut *mut WfFilter, ifindex: *mut c_int) -> c_int;
     fn wasmfw_xdp_detach(ifname: *const c_char) -> *mut WfFilter;
     fn wasmfw_xdp_take_any() -> *mut WfFilter;
@@ -72,7 +74,7 @@ extern "C" {
 
 // ---- uapi (mirrors wasmfw_uapi.h) -------------------------------------------
 
-const UAPI_VERSION: u32 = 1;
+const UAPI_VERSION: u32 = 2;
 const MAX_WASM: u32 = 1 << 20;
 const MAX_CONFIG: u32 = 8192;
 const MAX_ERR: u32 = 4096;
@@ -133,6 +135,9 @@ struct Info {
     policy: [u8; 128],
     fuel: u64,
     memory_limit: u64,
+    /// The attachment's network namespace inode (`net->ns.inum`), 0 when
+    /// not attached.
+    netns_ino: u64,
 }
 
 /// LIST, COUNTERS and MAPS share this shape: an array to fill and its size.
@@ -234,7 +239,7 @@ unsafe impl AsBytes for TestRun {}
 const _: () = {
     assert!(size_of::<Load>() == 224);
     assert!(size_of::<Attach>() == 24);
-    assert!(size_of::<Info>() == 208);
+    assert!(size_of::<Info>() == 216);
     assert!(size_of::<List>() == 16);
     assert!(size_of::<IdList>() == 24);
     assert!(size_of::<Counter>() == 40);
@@ -272,6 +277,8 @@ struct Entry {
     /// 0 while loaded but not attached.
     hook: u32,
     ifindex: u32,
+    /// The attachment's network namespace inode; 0 while not attached.
+    netns_ino: u64,
     ifname: [u8; 16],
     name: [u8; 32],
     policy: [u8; 128],
@@ -408,6 +415,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         att: core::ptr::null_mut(),
         hook: 0,
         ifindex: 0,
+        netns_ino: 0,
         ifname: [0; 16],
         name: req.name,
         policy: req.policy,
@@ -467,6 +475,8 @@ fn attach(reg: &mut Registry, arg: usize) -> Result {
     e.hook = req.hook;
     // SAFETY: a live attachment.
     e.ifindex = unsafe { wasmfw_nf_ifindex(att) } as u32;
+    // SAFETY: a live attachment.
+    e.netns_ino = unsafe { wasmfw_nf_netns_ino(att) };
     e.ifname = req.ifname;
     Ok(())
 }
@@ -492,6 +502,8 @@ fn attach_xdp(reg: &mut Registry, index: usize, filter: *mut WfFilter, ifname: &
     let e = reg.slots[index].as_mut().ok_or(ENOENT)?;
     e.hook = HOOK_XDP;
     e.ifindex = ifindex as u32;
+    // SAFETY: plain C call; attach_xdp published the filter in the caller's namespace.
+    e.netns_ino = unsafe { wasmfw_current_netns_ino() };
     e.ifname = *ifname;
     Ok(())
 }
@@ -542,6 +554,7 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
                 policy: e.policy,
                 fuel: e.fuel,
                 memory_limit: e.memory_limit,
+                netns_ino: e.netns_ino,
             };
             out.write(&info)?;
         }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
  * wasmfw control interface: ioctls on /dev/wasmfw (CAP_NET_ADMIN).
- * Mirrored in Rust by kmod/wasmfw/uapi.rs (module) and ctl/src/kmod.rs
- * (wasmfw). Every struct is 8-byte aligned with explicit padding; pointers
+ * Mirrored in Rust by kmod/wasmfw/wasmfw_main.rs (module) and ctl/src/kmod.rs
+ * (wasmfw), and in Python by kmod/tests/wfioctl.py. Every struct is 8-byte aligned with explicit padding; pointers
  * are __u64. Bump WASMFW_UAPI_VERSION on any change.
  */
 #ifndef _WASMFW_UAPI_H
@@ -11,7 +11,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define WASMFW_UAPI_VERSION 1
+#define WASMFW_UAPI_VERSION 2     /* 2: wasmfw_info.netns_ino */
 #define WASMFW_NAME_LEN 32
 #define WASMFW_IFNAME_LEN 16
 #define WASMFW_POLICY_LEN 128
@@ -63,6 +63,9 @@ struct wasmfw_info {
 	char policy[WASMFW_POLICY_LEN];
 	__u64 fuel;
 	__u64 memory_limit;
+	__u64 netns_ino;                /* the attachment's network namespace
+					 * (inode of /proc/PID/ns/net), 0 when
+					 * not attached */
 };
 
 struct wasmfw_list {
