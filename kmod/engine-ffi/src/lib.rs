@@ -13,8 +13,10 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::alloc::{GlobalAlloc, Layout};
-use core::ffi::{c_char, c_int};
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, c_int, c_void};
 
+use wasmfw_engine::lock::{Ctx, HostLock};
 use wasmfw_engine::{Env, Filter, Instance, Limits, LoadError, Verdict};
 
 extern "C" {
@@ -23,6 +25,40 @@ extern "C" {
     fn wasmfw_host_now_ns() -> u64;
     fn wasmfw_host_log(cookie: u64, level: c_int, msg: *const u8, len: usize);
     fn wasmfw_host_panic(msg: *const u8, len: usize) -> !;
+    fn wasmfw_host_lock_new() -> *mut c_void;
+    fn wasmfw_host_lock_free(lock: *mut c_void);
+    fn wasmfw_host_lock(lock: *mut c_void, packet: bool);
+    fn wasmfw_host_unlock(lock: *mut c_void, packet: bool);
+}
+
+/// A kernel `spinlock_t` (wasmfw_glue.c): visible to lockdep, taken with
+/// `spin_lock_bh` from process context and `spin_lock` on the packet path
+/// (bottom halves already off there).
+struct KernelLock(*mut c_void);
+
+// SAFETY: a spinlock_t is meant to be shared between CPUs; the pointer is
+// owned by this value and freed once, in drop.
+unsafe impl Send for KernelLock {}
+// SAFETY: as above.
+unsafe impl Sync for KernelLock {}
+
+impl HostLock for KernelLock {
+    fn lock(&self, ctx: Ctx) {
+        // SAFETY: a live lock from wasmfw_host_lock_new.
+        unsafe { wasmfw_host_lock(self.0, ctx == Ctx::Packet) }
+    }
+    fn unlock(&self, ctx: Ctx) {
+        // SAFETY: as above, locked by `lock` with the same ctx.
+        unsafe { wasmfw_host_unlock(self.0, ctx == Ctx::Packet) }
+    }
+}
+
+impl Drop for KernelLock {
+    fn drop(&mut self) {
+        // SAFETY: allocated by wasmfw_host_lock_new, freed once, unlocked
+        // (the filter is being freed, past a grace period).
+        unsafe { wasmfw_host_lock_free(self.0) }
+    }
 }
 
 struct KernelAlloc;
@@ -80,12 +116,23 @@ impl Env for KernelEnv {
         // SAFETY: msg is a valid slice for the duration of the call.
         unsafe { wasmfw_host_log(self.cookie, level, msg.as_ptr(), msg.len()) }
     }
+    fn new_lock(&self) -> Option<Box<dyn HostLock>> {
+        // SAFETY: plain C call (process context, at load).
+        let l = unsafe { wasmfw_host_lock_new() };
+        if l.is_null() {
+            return None;
+        }
+        let b: Box<dyn HostLock> = Box::new(KernelLock(l));
+        Some(b)
+    }
 }
 
-/// A loaded filter: the shared part and one instance per CPU.
+/// A loaded filter: the shared part and one instance per CPU. CPUs share
+/// the `WfFilter` (only `&` to it ever exists once loaded); each one
+/// mutates only its own instance, through the `UnsafeCell`.
 pub struct WfFilter {
     filter: Filter,
-    instances: Box<[Instance]>,
+    instances: Box<[UnsafeCell<Instance>]>,
 }
 
 /// Limits and placement of a filter to load.
@@ -163,7 +210,10 @@ pub unsafe extern "C" fn wf_load(
     // Small allocations made once per load, in process context.
     let env: Arc<dyn Env> = Arc::new(KernelEnv { cookie: args.cookie });
     match wasmfw_engine::load(wasm, limits, cfg, args.slots as usize, env, args.seed) {
-        Ok((filter, instances)) => Box::into_raw(Box::new(WfFilter { filter, instances: instances.into_boxed_slice() })),
+        Ok((filter, instances)) => {
+            let instances: Box<[UnsafeCell<Instance>]> = instances.into_iter().map(UnsafeCell::new).collect();
+            Box::into_raw(Box::new(WfFilter { filter, instances }))
+        }
         Err(e) => {
             write_err(err, err_cap, &e);
             core::ptr::null_mut()
@@ -178,13 +228,18 @@ pub unsafe extern "C" fn wf_load(
 /// # Safety
 /// `f` comes from wf_load and is not freed; `pkt` has `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn wf_run(f: *mut WfFilter, slot: u32, pkt: *const u8, len: usize, link: c_int) -> c_int {
-    // SAFETY: see above; slots are never shared between CPUs.
-    let f = unsafe { &mut *f };
+pub unsafe extern "C" fn wf_run(f: *const WfFilter, slot: u32, pkt: *const u8, len: usize, link: c_int) -> c_int {
+    // SAFETY: see above. Only a shared reference: other CPUs run their own
+    // slots of the same filter at the same time.
+    let f = unsafe { &*f };
+    // SAFETY: the caller guarantees `len` readable bytes at `pkt`.
     let pkt = if len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(pkt, len) } };
-    let Some(inst) = f.instances.get_mut(slot as usize) else {
+    let Some(cell) = f.instances.get(slot as usize) else {
         return f.filter.limits().on_fault as c_int;
     };
+    // SAFETY: slot = this CPU with bottom halves off (the caller's
+    // contract): nothing else uses this instance during the call.
+    let inst = unsafe { &mut *cell.get() };
     match inst.run(pkt, link).verdict {
         Verdict::Pass => 0,
         Verdict::Drop => 1,
@@ -319,29 +374,44 @@ pub unsafe extern "C" fn wf_map_delete(f: *const WfFilter, name: *const c_char, 
     }
 }
 
-/// Dumps a map as records `u32 slot, key bytes, value bytes` into `out`;
-/// returns the bytes needed (which may exceed `cap`: call again with more),
-/// or a negative ABI error.
+/// Dumps a map as records `u32 slot, key bytes, value bytes` into `out`,
+/// starting at `*cursor` (0 = the start), whole records only; the map's
+/// lock is taken per chunk of entries, never across the whole map. Returns
+/// the bytes written and sets `*cursor` to where to continue (0 = the map
+/// is done), or a negative ABI error: E_NOENT (no such map), E_FULL (not
+/// even one record fits in `cap`).
 ///
 /// # Safety
-/// `f` is live, `name` NUL-terminated, `out` has `cap` writable bytes.
+/// `f` is live, `name` NUL-terminated, `out` has `cap` writable bytes,
+/// `cursor` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize) -> i64 {
+pub unsafe extern "C" fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize, cursor: *mut u64) -> i64 {
     // SAFETY: see above.
-    let (f, name) = unsafe { (&*f, name_str(name)) };
+    let (f, name, start) = unsafe { (&*f, name_str(name), *cursor) };
     let Some(name) = name else { return wasmfw_engine::abi::E_INVAL as i64 };
-    let mut off = 0usize;
-    let found = f.filter.map_for_each(name, |slot, k, v| {
+    let (mut off, mut refused) = (0usize, false);
+    let next = f.filter.map_dump(name, start, |slot, k, v| {
         let rec = 4 + k.len() + v.len();
-        if off + rec <= cap {
-            // SAFETY: off + rec <= cap.
-            unsafe {
-                core::ptr::copy_nonoverlapping((slot as u32).to_le_bytes().as_ptr(), out.add(off), 4);
-                core::ptr::copy_nonoverlapping(k.as_ptr(), out.add(off + 4), k.len());
-                core::ptr::copy_nonoverlapping(v.as_ptr(), out.add(off + 4 + k.len()), v.len());
-            }
+        if off + rec > cap {
+            refused = true;
+            return false;
+        }
+        // SAFETY: off + rec <= cap.
+        unsafe {
+            core::ptr::copy_nonoverlapping((slot as u32).to_le_bytes().as_ptr(), out.add(off), 4);
+            core::ptr::copy_nonoverlapping(k.as_ptr(), out.add(off + 4), k.len());
+            core::ptr::copy_nonoverlapping(v.as_ptr(), out.add(off + 4 + k.len()), v.len());
         }
         off += rec;
+        true
     });
-    if found { off as i64 } else { wasmfw_engine::abi::E_NOENT as i64 }
+    match next {
+        None => wasmfw_engine::abi::E_NOENT as i64,
+        Some(_) if refused && off == 0 => wasmfw_engine::abi::E_FULL as i64,
+        Some(next) => {
+            // SAFETY: see above.
+            unsafe { *cursor = next };
+            off as i64
+        }
+    }
 }

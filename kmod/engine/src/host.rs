@@ -7,8 +7,9 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use wasmi::{Caller, Error, Linker, Memory, StoreLimits};
+use wasmi::{Caller, Error, Linker, Memory, StoreLimits, TrapCode};
 
+use crate::lock::Ctx;
 use crate::maps::{Map, MapInfo};
 use crate::{abi, bump, Name, Shared, BUILTIN_COUNTERS};
 
@@ -29,15 +30,30 @@ pub(crate) struct HostState {
     pub init_error: Vec<u8>,
 }
 
+impl HostState {
+    /// Host calls during `wasmfw_init` run at load (process context);
+    /// every other call is on the packet path.
+    fn ctx(&self) -> Ctx {
+        if self.in_init {
+            Ctx::Control
+        } else {
+            Ctx::Packet
+        }
+    }
+}
+
 type C<'a> = Caller<'a, HostState>;
 
-fn trap(msg: &'static str) -> Error {
-    Error::new(msg)
+/// A bad host call is a trap. A trap code, not `Error::new(text)`: wasmi
+/// boxes every error, and a message would add a `String` allocation on
+/// the packet path for each bad call.
+fn trap() -> Error {
+    Error::from(TrapCode::MemoryOutOfBounds)
 }
 
 /// The filter's memory and the host state, borrowed together.
 fn split<'a>(caller: &'a mut C<'_>) -> Result<(&'a mut [u8], &'a mut HostState), Error> {
-    let mem = caller.data().memory.ok_or_else(|| trap("filter has no memory"))?;
+    let mem = caller.data().memory.ok_or_else(trap)?;
     Ok(mem.data_and_store_mut(caller))
 }
 
@@ -46,7 +62,7 @@ fn range(mem_len: usize, ptr: i32, len: usize) -> Result<core::ops::Range<usize>
     let start = ptr as u32 as usize;
     match start.checked_add(len) {
         Some(end) if end <= mem_len => Ok(start..end),
-        _ => Err(trap("pointer out of bounds")),
+        _ => Err(trap()),
     }
 }
 
@@ -68,7 +84,7 @@ fn map_declare(mut caller: C<'_>, kind: i32, key: i32, value: i32, max: i32, nam
         if all.len() >= abi::MAX_MAPS || all.iter().any(|m| m.info.name == info.name) {
             return Ok(if all.len() >= abi::MAX_MAPS { abi::E_FULL } else { abi::E_EXISTS });
         }
-        let Some(map) = Map::new(info, shared.slots, shared.seed ^ id as u64) else { return Ok(abi::E_FULL) };
+        let Some(map) = Map::new(info, shared.slots, shared.seed ^ id as u64, &*shared.env) else { return Ok(abi::E_FULL) };
         let map = Arc::new(map);
         if all.try_reserve(1).is_err() || state.maps.try_reserve(1).is_err() {
             return Ok(abi::E_FULL);
@@ -95,7 +111,7 @@ fn map_lookup(mut caller: C<'_>, id: i32, key_ptr: i32, value_ptr: i32) -> Resul
     let mut key = [0u8; abi::MAX_KEY_SIZE];
     key[..ks].copy_from_slice(&mem[range(mem.len(), key_ptr, ks)?]);
     let out = range(mem.len(), value_ptr, vs)?;
-    Ok(map.lookup(state.slot, &key[..ks], &mut mem[out]) as i32)
+    Ok(map.lookup(state.ctx(), state.slot, &key[..ks], &mut mem[out]) as i32)
 }
 
 fn map_update(mut caller: C<'_>, id: i32, key_ptr: i32, value_ptr: i32) -> Result<i32, Error> {
@@ -103,13 +119,13 @@ fn map_update(mut caller: C<'_>, id: i32, key_ptr: i32, value_ptr: i32) -> Resul
     let Some(map) = map_of(state, id) else { return Ok(abi::E_INVAL) };
     let key = &mem[range(mem.len(), key_ptr, map.info.key_size)?];
     let value = &mem[range(mem.len(), value_ptr, map.info.value_size)?];
-    Ok(map.update(state.slot, key, value))
+    Ok(map.update(state.ctx(), state.slot, key, value))
 }
 
 fn map_delete(mut caller: C<'_>, id: i32, key_ptr: i32) -> Result<i32, Error> {
     let (mem, state) = split(&mut caller)?;
     let Some(map) = map_of(state, id) else { return Ok(abi::E_INVAL) };
-    Ok(map.delete(&mem[range(mem.len(), key_ptr, map.info.key_size)?]))
+    Ok(map.delete(state.ctx(), &mem[range(mem.len(), key_ptr, map.info.key_size)?]))
 }
 
 fn counter_declare(mut caller: C<'_>, name_ptr: i32, name_len: i32) -> Result<i32, Error> {

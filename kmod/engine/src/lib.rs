@@ -16,6 +16,7 @@ extern crate std;
 mod hashmap;
 mod host;
 mod load;
+pub mod lock;
 mod maps;
 
 use alloc::boxed::Box;
@@ -29,14 +30,22 @@ pub use wasmfw_abi as abi;
 use wasmi::{Global, Memory, Store, TypedFunc, Val};
 
 pub use load::load;
-pub use maps::{MapInfo, MapKind};
+pub use maps::{MapInfo, MapKind, DUMP_CHUNK};
 
 /// What the host provides to filters besides maps and counters.
 pub trait Env: Send + Sync {
     /// Monotonic nanoseconds (`ktime_get_ns`; capture time under replay).
     fn now_ns(&self) -> u64;
-    /// One line a filter logged (at most [`abi::MAX_LOG_LEN`] bytes).
+    /// One line a filter logged (at most [`abi::MAX_LOG_LEN`] bytes; the
+    /// bytes are the filter's, unfiltered: a host that writes them to a
+    /// shared log must neutralise control characters).
     fn log(&self, level: i32, msg: &[u8]);
+    /// A lock for a map shared by the packet path and the control path
+    /// (called at load, in process context); None if memory is short. The
+    /// kernel provides a `spinlock_t` ([`lock`]).
+    fn new_lock(&self) -> Option<Box<dyn lock::HostLock>> {
+        Some(Box::new(lock::SpinLock::default()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +168,10 @@ pub(crate) struct Shared {
     env: Arc<dyn Env>,
     seed: u64,
     /// Declared during the first instance's init, read-only afterwards.
+    /// Never touched on the packet path (instances keep their own list of
+    /// map references), only at load and by the control path, which the
+    /// kernel serialises with its control mutex: a `spin` lock is enough
+    /// here and cannot be interrupted by a softirq wanting it.
     maps: spin::Mutex<Vec<Arc<maps::Map>>>,
     counter_names: spin::Mutex<Vec<Name>>,
     /// Per slot; each slot is written only by the CPU running that slot.

@@ -258,6 +258,12 @@ fn instantiate(
     let _ = store.set_fuel(abi::INIT_FUEL);
     let rc = init.call(&mut store, config.len() as i32);
     store.data_mut().in_init = false;
+    // From here on the instance runs on packets, and growing memory or a
+    // table allocates (up to the memory limit at once): the packet path
+    // must never allocate (softirq, GFP_ATOMIC, a flood). So memory and
+    // tables are final after init: `memory.grow` returns -1 on a packet.
+    let mem_now = memory.data(&store).len();
+    store.data_mut().limits = StoreLimitsBuilder::new().memory_size(mem_now).table_elements(0).memories(1).tables(1).instances(1).build();
     match rc {
         Ok(0) => {}
         Ok(code) => {

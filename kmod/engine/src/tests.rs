@@ -136,12 +136,28 @@ fn out_of_bounds_and_bad_verdict_are_traps_and_stack_pointer_is_restored() {
 }
 
 #[test]
-fn memory_growth_is_capped_by_the_limit() {
-    // 1 page initial, limit 2 pages: one grow succeeds, the next fails.
-    let (_, mut i) = one(LIMITS);
-    assert_eq!(i.run(&[0xfb], 1).verdict, Verdict::Drop);
-    assert_eq!(i.run(&[0xfb], 1).verdict, Verdict::Pass);
-    assert_eq!(i.run(&[0xfb], 1).fault, None);
+fn memory_does_not_grow_on_the_packet_path() {
+    // Growing allocates; a packet run must not: memory.grow returns -1
+    // there (a plain failure, not a fault), however far below the limit.
+    let (f, mut i) = one(Limits { memory_limit: 1 << 20, ..LIMITS });
+    for _ in 0..3 {
+        let o = i.run(&[0xfb], 1);
+        assert_eq!((o.verdict, o.fault), (Verdict::Pass, None));
+    }
+    assert_eq!(f.counter("fault_trap"), Some(0));
+}
+
+#[test]
+fn memory_growth_in_init_is_capped_by_the_limit() {
+    // wasmfw_init grows by one page twice: the first fits the 2-page limit,
+    // the second does not; init returns how many failed (0 = ok).
+    let src = FILTER.replace(
+        "(global.set $map (call $map_declare",
+        "(if (i32.ne (i32.add (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (i32.eq (memory.grow (i32.const 1)) (i32.const -1))) (i32.const 1)) (then (return (i32.const -9))))\n    (global.set $map (call $map_declare",
+    );
+    assert!(load_wat(&src, LIMITS, b"", 1).is_ok());
+    let err = load_wat(&src, Limits { memory_limit: 3 * 65536, ..LIMITS }, b"", 1).err().unwrap();
+    assert!(matches!(err, LoadError::Init { code: -9, .. }), "{err}");
 }
 
 #[test]
@@ -262,4 +278,118 @@ fn host_calls_with_bad_pointers_trap() {
     // An unknown map id is an error code (-1, not a verdict: a trap).
     assert_eq!(v[0].run(&[5], 1).fault, Some(Fault::Trap));
     assert_eq!(f.counter("fault_trap"), Some(3));
+}
+
+/// Counts this thread's heap allocations (tests run on parallel threads).
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    std::thread_local! {
+        static COUNT: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+    }
+
+    pub struct Counting;
+
+    // SAFETY: forwards to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = COUNT.try_with(|c| {
+                let (n, max) = c.get();
+                c.set((n + 1, max.max(layout.size())));
+            });
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    /// (allocations, largest size) made by `f` on this thread.
+    pub fn during(f: impl FnOnce()) -> (u64, usize) {
+        COUNT.with(|c| c.set((0, 0)));
+        f();
+        COUNT.with(|c| c.get())
+    }
+}
+
+#[global_allocator]
+static COUNTING: counting::Counting = counting::Counting;
+
+/// The packet path never allocates, except the error value wasmi boxes for
+/// each fault (one small allocation, freed before `run` returns; the
+/// kernel serves it from a per-CPU pool of 256-byte blocks, never from the
+/// heap). Memory growth attempts and hash map churn allocate nothing.
+#[test]
+fn packet_path_allocations() {
+    let (_, mut i) = one(LIMITS);
+    let (n, _) = counting::during(|| {
+        for k in 0..20_000u32 {
+            i.run(&[0xf9, (k % 251) as u8], 1); // map lookup + update
+            i.run(&[0xfb], 1); // memory.grow, refused
+            i.run(&[0x00], 1);
+        }
+    });
+    assert_eq!(n, 0, "allocations by plain runs, map churn and memory.grow");
+    for (pkt, fault) in [(0xfe, Fault::Fuel), (0xfd, Fault::Trap), (0xfc, Fault::Trap)] {
+        let (n, max) = counting::during(|| {
+            for _ in 0..1000 {
+                assert_eq!(i.run(&[pkt], 1).fault, Some(fault));
+            }
+        });
+        assert!(n <= 1000 && max <= 128, "packet {pkt:#x}: {n} allocations for 1000 faults, largest {max} bytes");
+    }
+    // Hash map churn through the control path's delete, then the packet
+    // path's inserts again: deletes leave no tombstones to rehash.
+    let (f, mut v) = load_wat(&FILTER.replace("(i32.const 8) (i32.const 4) (i32.const 100) (i32.const 4)", "(i32.const 8) (i32.const 200) (i32.const 100) (i32.const 4)"), LIMITS, b"", 1).unwrap();
+    let (n, _) = counting::during(|| {
+        for round in 0..200u32 {
+            for k in 0..200u32 {
+                v[0].run(&[0xf9, ((k + round) % 256) as u8], 1);
+            }
+            for k in 0..256u32 {
+                f.map_delete("hits", &[k as u8]);
+            }
+        }
+    });
+    // map_delete looks the map up by name (an Arc clone, no allocation).
+    assert_eq!(n, 0, "allocations during hash map churn");
+}
+
+/// A full 65,536-entry hash map comes out page by page, every entry once.
+#[test]
+fn full_hash_map_dumps_in_pages() {
+    let src = FILTER.replace("(i32.const 1) (i32.const 1) (i32.const 8) (i32.const 4) (i32.const 100) (i32.const 4)", "(i32.const 1) (i32.const 4) (i32.const 8) (i32.const 65536) (i32.const 100) (i32.const 4)");
+    let (f, _) = load_wat(&src, LIMITS, b"", 1).unwrap();
+    for k in 0..65_536u32 {
+        assert_eq!(f.map_update("hits", &k.to_le_bytes(), &u64::from(k).to_le_bytes()), 0);
+    }
+    assert_eq!(f.map_update("hits", &65_536u32.to_le_bytes(), &0u64.to_le_bytes()), abi::E_FULL);
+    let (mut seen, mut cursor, mut pages) = (vec![false; 65_536], 0u64, 0);
+    loop {
+        let mut room = 1000; // entries per page
+        let next = f
+            .map_dump("hits", cursor, |_, k, v| {
+                if room == 0 {
+                    return false;
+                }
+                room -= 1;
+                let k = u32::from_le_bytes(k.try_into().unwrap());
+                assert_eq!(u64::from_le_bytes(v.try_into().unwrap()), u64::from(k));
+                assert!(!seen[k as usize], "key {k} twice");
+                seen[k as usize] = true;
+                true
+            })
+            .unwrap();
+        pages += 1;
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert!(seen.iter().all(|&s| s));
+    assert_eq!(pages, 66);
+    assert_eq!(f.map_dump("nope", 0, |_, _, _| true), None);
 }
