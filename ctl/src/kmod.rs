@@ -11,7 +11,7 @@ use wasmfw_policy::Policy;
 pub const DEVICE: &str = "/dev/wasmfw";
 pub const HOOK_NETFILTER: u32 = 1;
 pub const HOOK_XDP: u32 = 2;
-const UAPI_VERSION: u32 = 2;
+const UAPI_VERSION: u32 = 3;
 
 #[repr(C)]
 struct Load {

@@ -6,11 +6,16 @@
  * (wasmfw_engine.o, Rust/wasmi built for a kernel target) calls for memory,
  * time, logging and panics. The control logic lives in wasmfw_main.rs.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/bpf.h>
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
 #include <linux/capability.h>
+#include <linux/completion.h>
 #include <linux/fs.h>
+#include <linux/kthread.h>
+#include <linux/list.h>
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
@@ -21,9 +26,11 @@
 #include <linux/netfilter_ipv6.h>
 #include <linux/percpu.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/signal.h>
 #include <linux/sched/task_stack.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 #include <net/net_namespace.h>
@@ -44,46 +51,200 @@ struct wf_load_args {
 
 struct wf_filter *wf_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
 			  const struct wf_load_args *args, char *err, size_t err_cap);
-int wf_run(struct wf_filter *f, u32 slot, const u8 *pkt, size_t len, int link);
+int wf_run(const struct wf_filter *f, u32 slot, const u8 *pkt, size_t len, int link);
 void wf_free(struct wf_filter *f);
 
 /* ---- host hooks the engine calls ---------------------------------------- */
 
-/* Set while this CPU runs a filter on a packet: allocations there must not
- * sleep. The engine preallocates everything at load, so this is a guard. */
+/* Set while this CPU runs a filter on a packet (bottom halves off). */
 static DEFINE_PER_CPU(int, wasmfw_in_packet);
+
+/*
+ * The engine preallocates everything at load, but wasmi boxes the error
+ * value of every trap, fuel exhaustion included (a few dozen bytes, freed
+ * before the run returns). On the packet path such allocations come from
+ * this per-CPU pool of small blocks, never from the slab allocator: no
+ * GFP_ATOMIC under a flood, and nothing that can fail into the engine's
+ * panic handler. Only if the pool is exhausted (more than
+ * WASMFW_PKT_POOL_BLOCKS live allocations in one run: not seen) or a
+ * request is larger than a block does the packet path fall back to
+ * GFP_ATOMIC; every such fallback is counted in the read-only module
+ * parameter packet_allocs, which the tests require to stay 0.
+ */
+#define WASMFW_PKT_POOL_BLOCKS 8
+#define WASMFW_PKT_POOL_BLOCK 256
+struct wasmfw_pkt_pool {
+	unsigned long used;		/* bit i: block i is taken */
+	u8 block[WASMFW_PKT_POOL_BLOCKS][WASMFW_PKT_POOL_BLOCK] __aligned(64);
+};
+static DEFINE_PER_CPU(struct wasmfw_pkt_pool, wasmfw_pool);
+
+static atomic_long_t wasmfw_packet_allocs = ATOMIC_LONG_INIT(0);
+static atomic_long_t wasmfw_pool_allocs = ATOMIC_LONG_INIT(0);
+
+static int wasmfw_get_counter(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(kp->arg));
+}
+static const struct kernel_param_ops wasmfw_counter_ops = { .get = wasmfw_get_counter };
+module_param_cb(packet_allocs, &wasmfw_counter_ops, &wasmfw_packet_allocs, 0444);
+MODULE_PARM_DESC(packet_allocs, "heap allocations made on the packet path (must stay 0)");
+module_param_cb(packet_pool_allocs, &wasmfw_counter_ops, &wasmfw_pool_allocs, 0444);
+MODULE_PARM_DESC(packet_pool_allocs, "allocations on the packet path served by the per-CPU pool (wasmi trap errors)");
 
 /* Header in front of each allocation: kvmalloc gives 8-byte alignment at
  * least; larger alignments are served by over-allocating. */
 struct wasmfw_alloc_hdr {
+	struct list_head load_node;	/* on wasmfw_load_allocs while tracked */
 	void *base;
-	size_t pad;
+	u32 pool_cpu;			/* pool block: owning CPU + 1; 0: heap */
+	u16 pool_idx;
+	u16 tracked;			/* made by a load still in progress */
 };
+
+/*
+ * Allocation failures during a load. wasmi allocates with plain Vec/Box
+ * in many places, so a failed allocation there ends in the engine's panic
+ * handler, not in an error value. A load therefore runs as a unit that
+ * can be abandoned: every allocation it makes is tracked (in process
+ * context, on the loading thread, serialised by the control mutex), and
+ * if the engine panics during the load, wasmfw_host_panic frees them all
+ * and abandons the load's stack (wasmfw_load_abort): the ioctl gets
+ * ENOMEM and "out of memory", the kernel goes on. On success the tracking
+ * is dropped. fail_load_alloc_nth makes the Nth allocation of each load
+ * fail, to test this (kmod/tests/t_adversarial.sh); load_allocs says how
+ * many allocations the last load made.
+ */
+static struct task_struct *wasmfw_load_task;	/* the thread running a load */
+static LIST_HEAD(wasmfw_load_allocs);
+static unsigned long wasmfw_load_nallocs;
+static unsigned long wasmfw_last_load_allocs;
+static unsigned long wasmfw_fail_nth;
+module_param_named(fail_load_alloc_nth, wasmfw_fail_nth, ulong, 0600);
+MODULE_PARM_DESC(fail_load_alloc_nth, "test only: fail the Nth allocation of every load (0: never)");
+module_param_named(load_allocs, wasmfw_last_load_allocs, ulong, 0444);
+MODULE_PARM_DESC(load_allocs, "allocations made by the last load");
+
+static void *wasmfw_place(void *base, size_t align)
+{
+	uintptr_t p = ALIGN((uintptr_t)base + sizeof(struct wasmfw_alloc_hdr), align);
+	struct wasmfw_alloc_hdr *h = &((struct wasmfw_alloc_hdr *)p)[-1];
+
+	h->base = base;
+	h->pool_cpu = 0;
+	h->tracked = 0;
+	return (void *)p;
+}
+
+static void *wasmfw_pool_alloc(size_t total, size_t align)
+{
+	struct wasmfw_pkt_pool *pool = this_cpu_ptr(&wasmfw_pool);
+	struct wasmfw_alloc_hdr *h;
+	void *p;
+	int i;
+
+	if (total > WASMFW_PKT_POOL_BLOCK)
+		return NULL;
+	for (i = 0; i < WASMFW_PKT_POOL_BLOCKS; i++) {
+		if (!test_and_set_bit(i, &pool->used))
+			break;
+	}
+	if (i == WASMFW_PKT_POOL_BLOCKS)
+		return NULL;
+	p = wasmfw_place(pool->block[i], align);
+	h = &((struct wasmfw_alloc_hdr *)p)[-1];
+	h->pool_cpu = smp_processor_id() + 1;
+	h->pool_idx = i;
+	atomic_long_inc(&wasmfw_pool_allocs);
+	return p;
+}
 
 void *wasmfw_host_alloc(size_t size, size_t align)
 {
-	gfp_t gfp = this_cpu_read(wasmfw_in_packet) || !in_task() ? GFP_ATOMIC : GFP_KERNEL;
-	size_t hdr = sizeof(struct wasmfw_alloc_hdr);
+	bool packet = this_cpu_read(wasmfw_in_packet) || !in_task();
+	bool loading = !packet && current == READ_ONCE(wasmfw_load_task);
+	struct wasmfw_alloc_hdr *h;
 	size_t total;
-	void *base;
-	uintptr_t p;
+	void *base, *p;
 
 	if (align < sizeof(void *))
 		align = sizeof(void *);
-	if (check_add_overflow(size, hdr + align, &total))
+	if (check_add_overflow(size, sizeof(struct wasmfw_alloc_hdr) + align, &total))
 		return NULL;
-	base = (gfp == GFP_KERNEL) ? kvmalloc(total, gfp | __GFP_NOWARN) : kmalloc(total, gfp | __GFP_NOWARN);
+	if (packet) {
+		p = wasmfw_pool_alloc(total, align);
+		if (p)
+			return p;
+		atomic_long_inc(&wasmfw_packet_allocs);
+		base = kmalloc(total, GFP_ATOMIC | __GFP_NOWARN);
+		return base ? wasmfw_place(base, align) : NULL;
+	}
+	if (loading && ++wasmfw_load_nallocs == wasmfw_fail_nth)
+		return NULL;
+	/* Charged to the loading process's memory cgroup. */
+	base = kvmalloc(total, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!base)
 		return NULL;
-	p = ALIGN((uintptr_t)base + hdr, align);
-	((struct wasmfw_alloc_hdr *)p)[-1].base = base;
-	return (void *)p;
+	p = wasmfw_place(base, align);
+	if (loading) {
+		h = &((struct wasmfw_alloc_hdr *)p)[-1];
+		h->tracked = 1;
+		list_add(&h->load_node, &wasmfw_load_allocs);
+	}
+	return p;
 }
 
 void wasmfw_host_free(void *ptr)
 {
-	if (ptr)
-		kvfree(((struct wasmfw_alloc_hdr *)ptr)[-1].base);
+	struct wasmfw_alloc_hdr *h;
+
+	if (!ptr)
+		return;
+	h = &((struct wasmfw_alloc_hdr *)ptr)[-1];
+	if (h->pool_cpu) {
+		clear_bit(h->pool_idx, &per_cpu_ptr(&wasmfw_pool, h->pool_cpu - 1)->used);
+		return;
+	}
+	if (h->tracked)
+		list_del(&h->load_node);
+	kvfree(h->base);
+}
+
+/* Map locks (kmod/engine/src/lock.rs): shared by softirq (the packet path,
+ * bottom halves already off: plain spin_lock) and process context (map
+ * ioctls, wasmfw_init at load: spin_lock_bh, so a softirq on this CPU
+ * cannot interrupt the holder and spin forever). A kernel spinlock_t, so
+ * lockdep checks every use. */
+void *wasmfw_host_lock_new(void)
+{
+	/* Through the engine's allocator: a load abandoned after an
+	 * allocation failure frees its locks with everything else. */
+	spinlock_t *l = wasmfw_host_alloc(sizeof(*l), __alignof__(spinlock_t));
+
+	if (l)
+		spin_lock_init(l);
+	return l;
+}
+
+void wasmfw_host_lock_free(void *l)
+{
+	wasmfw_host_free(l);
+}
+
+void wasmfw_host_lock(void *l, bool packet)
+{
+	if (packet)
+		spin_lock(l);
+	else
+		spin_lock_bh(l);
+}
+
+void wasmfw_host_unlock(void *l, bool packet)
+{
+	if (packet)
+		spin_unlock(l);
+	else
+		spin_unlock_bh(l);
 }
 
 u64 wasmfw_host_now_ns(void)
@@ -91,19 +252,53 @@ u64 wasmfw_host_now_ns(void)
 	return ktime_get_ns();
 }
 
+/* Copies text a filter (or a module it came from) chose into `dst` with
+ * every byte outside printable ASCII replaced by '?': no newline or escape
+ * sequence can forge or garble kernel log lines. */
+static void wasmfw_sanitize(char *dst, size_t cap, const u8 *src, size_t len)
+{
+	size_t i, n = min(len, cap - 1);
+
+	for (i = 0; i < n; i++)
+		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+	dst[n] = 0;
+}
+
+#define WASMFW_LOG_MAX 256	/* bytes of a filter's log line kept */
+
 void wasmfw_host_log(u64 cookie, int level, const u8 *msg, size_t len)
 {
+	char line[WASMFW_LOG_MAX + 1];
+
+	wasmfw_sanitize(line, sizeof(line), msg, len);
 	/* A filter logging per packet must not flood the kernel log. */
 	if (level <= 1)
-		pr_warn_ratelimited("filter %llu: %.*s\n", cookie, (int)min_t(size_t, len, 256), msg);
+		pr_warn_ratelimited("filter %llu: %s\n", cookie, line);
 	else
-		pr_info_ratelimited("filter %llu: %.*s\n", cookie, (int)min_t(size_t, len, 256), msg);
+		pr_info_ratelimited("filter %llu: %s\n", cookie, line);
 }
+
+/* Load refusals are triggered by whoever holds CAP_NET_ADMIN, and the text
+ * comes partly from the module (import names): sanitized, rate limited. */
+void wasmfw_log_refused(const u8 *msg, size_t len)
+{
+	char line[WASMFW_LOG_MAX + 1];
+
+	wasmfw_sanitize(line, sizeof(line), msg, len);
+	pr_info_ratelimited("load refused: %s\n", line);
+}
+
+static void __noreturn wasmfw_load_abort(const u8 *msg, size_t len);
 
 void __noreturn wasmfw_host_panic(const u8 *msg, size_t len)
 {
-	/* The engine never panics by design (fallible allocation on the load
-	 * path, no indexing on packet data): reaching this is a wasmfw bug. */
+	/* During a load (an allocation failed inside wasmi, which aborts
+	 * instead of returning an error): abandon the load, not the kernel. */
+	if (in_task() && !this_cpu_read(wasmfw_in_packet) && current == READ_ONCE(wasmfw_load_task))
+		wasmfw_load_abort(msg, len);
+	/* On the packet path nothing allocates from the heap (the per-CPU
+	 * pool serves wasmi's trap errors) and nothing indexes packet data
+	 * unchecked: reaching this is a wasmfw bug. */
 	panic("wasmfw engine bug: %.*s\n", (int)min_t(size_t, len, 160), msg);
 }
 
@@ -120,7 +315,7 @@ void __noreturn wasmfw_host_panic(const u8 *msg, size_t len)
  * nothing depends on RSP being inside the task's stack. UML (which derives
  * thread_info from the stack pointer; its dev kernel has 32 KiB stacks)
  * and KASAN kernels (32 KiB stacks, and vmalloc shadow we would rather not
- * depend on) run the load on a fresh kworker stack instead. Either way the
+ * depend on) run the load on a fresh kthread of its own instead. Either way the
  * unused stack is painted first and the deepest overwritten byte is
  * reported: the budget is measured, not guessed.
  */
@@ -130,7 +325,7 @@ void __noreturn wasmfw_host_panic(const u8 *msg, size_t len)
 #endif
 
 struct wasmfw_load_work {
-	struct work_struct work;
+	struct completion done;
 	const u8 *wasm, *cfg;
 	size_t wasm_len, cfg_len;
 	struct wf_load_args args;
@@ -138,7 +333,11 @@ struct wasmfw_load_work {
 	size_t err_cap;
 	struct wf_filter *filter;
 	u32 stack_used;
+	bool aborted;
 };
+
+/* The load in progress (loads are serialised by the control mutex). */
+static struct wasmfw_load_work *wasmfw_cur_load;
 
 static void wasmfw_do_load(struct wasmfw_load_work *lw)
 {
@@ -155,53 +354,126 @@ static u32 wasmfw_stack_depth(const u8 *bottom, const u8 *top)
 	return (u32)(top - p);
 }
 
-#ifdef WASMFW_OWN_STACK
-/* Calls wasmfw_do_load(lw) with RSP at `top`; RBX keeps the old RSP. */
-static noinline void wasmfw_call_on_stack(void *top, struct wasmfw_load_work *lw)
+/* Frees everything the abandoned load allocated and records why. */
+static void wasmfw_load_discard(const u8 *msg, size_t len)
 {
-	asm volatile("mov %%rsp, %%rbx\n\t"
-		     "mov %[top], %%rsp\n\t"
-		     "mov %[lw], %%rdi\n\t"
-		     "call %P[fn]\n\t"
-		     "mov %%rbx, %%rsp"
-		     : : [top] "r"(top), [lw] "r"(lw), [fn] "i"(wasmfw_do_load)
-		     : "rbx", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory", "cc");
+	struct wasmfw_load_work *lw = wasmfw_cur_load;
+	struct wasmfw_alloc_hdr *h, *n;
+	char why[96];
+
+	list_for_each_entry_safe(h, n, &wasmfw_load_allocs, load_node) {
+		list_del(&h->load_node);
+		kvfree(h->base);
+	}
+	wasmfw_sanitize(why, sizeof(why), msg, len);
+	pr_info_ratelimited("load abandoned: %s\n", why);
+	lw->filter = NULL;
+	lw->aborted = true;
+	snprintf(lw->err, lw->err_cap, "out of memory (%s)", why);
 }
 
-static void wasmfw_load_on_own_stack(struct wasmfw_load_work *lw)
+#ifdef WASMFW_OWN_STACK
+/* The ioctl thread's RSP while it runs the load on the private stack. */
+static unsigned long wasmfw_saved_rsp;
+
+/*
+ * Calls wasmfw_do_load(lw) with RSP at `top`. RBP is saved on the old
+ * stack and every other callee-saved register is declared clobbered, so
+ * wasmfw_load_resume - reached by the call returning, or by a jump from
+ * wasmfw_load_abort with the private stack abandoned - needs nothing but
+ * the saved RSP.
+ */
+static noinline void wasmfw_call_on_stack(void *top, struct wasmfw_load_work *lw)
+{
+	asm volatile("push %%rbp\n\t"
+		     "mov %%rsp, %[saved]\n\t"
+		     "mov %[top], %%rsp\n\t"
+		     "mov %[lw], %%rdi\n\t"
+		     "call %P[fn]\n"
+		     "wasmfw_load_resume:\n\t"
+		     "mov %[saved], %%rsp\n\t"
+		     "pop %%rbp"
+		     : [saved] "+m"(wasmfw_saved_rsp)
+		     : [top] "r"(top), [lw] "r"(lw), [fn] "i"(wasmfw_do_load)
+		     : "rbx", "r12", "r13", "r14", "r15", "rax", "rcx", "rdx", "rsi", "rdi",
+		       "r8", "r9", "r10", "r11", "memory", "cc");
+}
+
+static void __noreturn wasmfw_load_abort(const u8 *msg, size_t len)
+{
+	wasmfw_load_discard(msg, len);
+	asm volatile("jmp wasmfw_load_resume");
+	unreachable();
+}
+
+static void wasmfw_run_load(struct wasmfw_load_work *lw)
 {
 	u8 *stack = vmalloc(WASMFW_LOAD_STACK);
 
 	if (!stack) {
 		strscpy(lw->err, "out of memory for the load stack", lw->err_cap);
+		lw->aborted = true;
 		return;
 	}
 	memset(stack, STACK_PAINT, WASMFW_LOAD_STACK);
+	WRITE_ONCE(wasmfw_load_task, current);
 	wasmfw_call_on_stack(stack + WASMFW_LOAD_STACK, lw);
+	WRITE_ONCE(wasmfw_load_task, NULL);
 	lw->stack_used = wasmfw_stack_depth(stack, stack + WASMFW_LOAD_STACK);
 	vfree(stack);
 }
 #else
-static void wasmfw_load_fn(struct work_struct *work)
+/* The load runs on a kthread of its own: abandoning it is kthread_exit()
+ * from wherever the engine failed, and the stack goes with the thread
+ * (no stale KASAN stack poison is left on a stack anyone reuses as is). */
+static void __noreturn wasmfw_load_abort(const u8 *msg, size_t len)
 {
-	struct wasmfw_load_work *lw = container_of(work, struct wasmfw_load_work, work);
+	struct wasmfw_load_work *lw = wasmfw_cur_load;
+
+	wasmfw_load_discard(msg, len);
+	WRITE_ONCE(wasmfw_load_task, NULL);
+	complete(&lw->done);
+	kthread_exit(0);
+}
+
+static int wasmfw_load_thread(void *arg)
+{
+	struct wasmfw_load_work *lw = arg;
 	u8 *bottom = (u8 *)end_of_stack(current) + sizeof(unsigned long);
 	u8 *low = (u8 *)&lw - 512; /* leave our own live frame alone */
 
+	WRITE_ONCE(wasmfw_load_task, current);
 	/* KASAN poisons dead stack redzones: painting them would be reported. */
 	if (IS_ENABLED(CONFIG_KASAN) || low <= bottom) {
 		wasmfw_do_load(lw);
+	} else {
+		memset(bottom, STACK_PAINT, low - bottom);
+		wasmfw_do_load(lw);
+		lw->stack_used = wasmfw_stack_depth(bottom, low) + 512;
+	}
+	WRITE_ONCE(wasmfw_load_task, NULL);
+	complete(&lw->done);
+	return 0;
+}
+
+static void wasmfw_run_load(struct wasmfw_load_work *lw)
+{
+	struct task_struct *t = kthread_run(wasmfw_load_thread, lw, "wasmfw-load");
+
+	if (IS_ERR(t)) {
+		strscpy(lw->err, "cannot start the load thread", lw->err_cap);
+		lw->aborted = true;
 		return;
 	}
-	memset(bottom, STACK_PAINT, low - bottom);
-	wasmfw_do_load(lw);
-	lw->stack_used = wasmfw_stack_depth(bottom, low) + 512;
+	wait_for_completion(&lw->done);
 }
 #endif
 
+/* Returns the filter, or NULL with a message in err and *errno_out set
+ * (-ENOMEM when the load ran out of memory, -EINVAL otherwise). */
 struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
 				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
-				   char *err, size_t err_cap, u32 *stack_used)
+				   char *err, size_t err_cap, u32 *stack_used, int *errno_out)
 {
 	struct wasmfw_load_work lw = {
 		.wasm = wasm, .wasm_len = wasm_len, .cfg = cfg, .cfg_len = cfg_len,
@@ -211,16 +483,23 @@ struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cf
 		},
 		.err = err, .err_cap = err_cap,
 	};
+	struct wasmfw_alloc_hdr *h, *n;
 
-#ifdef WASMFW_OWN_STACK
-	wasmfw_load_on_own_stack(&lw);
-#else
-	INIT_WORK_ONSTACK(&lw.work, wasmfw_load_fn);
-	queue_work(system_unbound_wq, &lw.work);
-	flush_work(&lw.work);
-	destroy_work_on_stack(&lw.work);
-#endif
+	init_completion(&lw.done);
+	wasmfw_cur_load = &lw;
+	wasmfw_load_nallocs = 0;
+	wasmfw_run_load(&lw);
+	wasmfw_cur_load = NULL;
+	wasmfw_last_load_allocs = wasmfw_load_nallocs;
+	/* Loaded (or failed with an error value): what it allocated and kept
+	 * belongs to the filter now, freed normally. */
+	list_for_each_entry_safe(h, n, &wasmfw_load_allocs, load_node) {
+		list_del(&h->load_node);
+		h->tracked = 0;
+	}
 	*stack_used = lw.stack_used;
+	if (!lw.filter)
+		*errno_out = (lw.aborted || !strncmp(err, "out of memory", 13)) ? -ENOMEM : -EINVAL;
 	return lw.filter;
 }
 
@@ -299,7 +578,11 @@ struct wasmfw_nf *wasmfw_nf_attach(const char *ifname, struct wf_filter *f, int 
 		*err = -ENOMEM;
 		return NULL;
 	}
-	att->net = get_net(net);
+	/* No reference on the namespace: an attachment must not keep a
+	 * deleted namespace (and its devices) alive. The pernet exit and the
+	 * NETDEV_UNREGISTER notifier below release the attachment before the
+	 * namespace or the device goes away, so `net` stays valid. */
+	att->net = net;
 	att->ifindex = dev->ifindex;
 	dev_put(dev);
 	RCU_INIT_POINTER(att->filter, f);
@@ -312,7 +595,11 @@ struct wasmfw_nf *wasmfw_nf_attach(const char *ifname, struct wf_filter *f, int 
 	}
 	*err = nf_register_net_hooks(net, att->ops, 2);
 	if (*err) {
-		put_net(att->net);
+		/* The IPv4 hook may have been live (and running on packets, with
+		 * `att` as priv) before the IPv6 one failed and nf_register_net_hooks
+		 * unregistered it again; unregistering does not wait for running
+		 * hooks in 6.12, so wait here before freeing what they use. */
+		synchronize_net();
 		kfree(att);
 		return NULL;
 	}
@@ -327,6 +614,12 @@ int wasmfw_nf_ifindex(const struct wasmfw_nf *att)
 u64 wasmfw_nf_netns_ino(const struct wasmfw_nf *att)
 {
 	return att->net->ns.inum;
+}
+
+/* The caller's network namespace, as a key (never dereferenced by Rust). */
+void *wasmfw_current_net(void)
+{
+	return current->nsproxy->net_ns;
 }
 
 /* The caller's network namespace, as /proc/PID/ns/net names it. */
@@ -351,9 +644,14 @@ struct wf_filter *wasmfw_nf_detach(struct wasmfw_nf *att)
 	struct wf_filter *f;
 
 	nf_unregister_net_hooks(att->net, att->ops, 2);
-	/* nf_unregister waits for running hooks (synchronize_net). */
+	/* Not a wait: in 6.12 nf_unregister_net_hooks() only unlinks the hooks
+	 * and hands the old hook array to call_rcu. A CPU may still be inside
+	 * wasmfw_nf_hook() with `att` and its filter; only after a grace period
+	 * can neither be reached (and the filter's last references - wasmi's
+	 * engine Arcs included - are then dropped here, in process context,
+	 * never in softirq). */
+	synchronize_net();
 	f = rcu_dereference_protected(att->filter, true);
-	put_net(att->net);
 	kfree(att);
 	return f;
 }
@@ -408,7 +706,10 @@ __bpf_kfunc int wasmfw_xdp_run(struct xdp_md *ctx)
 	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
 		if (READ_ONCE(wasmfw_xdp[i].ifindex) == dev->ifindex &&
 		    READ_ONCE(wasmfw_xdp[i].net) == dev_net(dev)) {
-			f = rcu_dereference(wasmfw_xdp[i].filter);
+			/* Drivers run XDP under rcu_read_lock() or only with
+			 * bottom halves off (NAPI): both are RCU readers. */
+			f = rcu_dereference_check(wasmfw_xdp[i].filter,
+						  rcu_read_lock_bh_held() || rcu_read_lock_sched_held());
 			break;
 		}
 	}
@@ -471,47 +772,25 @@ int wasmfw_xdp_attach(const char *ifname, struct wf_filter *f, struct wf_filter 
 		return -ENOSPC;
 	rcu_assign_pointer(wasmfw_xdp[free_slot].filter, f);
 	WRITE_ONCE(wasmfw_xdp[free_slot].ifindex, *ifindex);
-	/* Publish the netns last: a reader matching it sees the filter. */
-	smp_store_release(&wasmfw_xdp[free_slot].net, get_net(net));
+	/* Publish the netns last: a reader matching it sees the filter. No
+	 * reference (see wasmfw_nf_attach): the pernet exit and the netdevice
+	 * notifier empty the slot before the namespace or device is gone. */
+	smp_store_release(&wasmfw_xdp[free_slot].net, net);
 	return 0;
 }
 
-/* Unpublishes the XDP filter on `ifname` and returns it once unused. */
-struct wf_filter *wasmfw_xdp_detach(const char *ifname)
+/* Unpublishes the XDP filter of (net, ifindex) and returns it once no CPU
+ * can run it any more (after a grace period); NULL if there is none. */
+struct wf_filter *wasmfw_xdp_detach_at(void *netp, int ifindex)
 {
-	struct net *net = current->nsproxy->net_ns;
-	struct net_device *dev = dev_get_by_name(net, ifname);
-	struct wf_filter *f = NULL;
-	int i, ifindex;
+	struct net *net = netp;
+	struct wf_filter *f;
+	int i;
 
-	if (!dev)
-		return NULL;
-	ifindex = dev->ifindex;
-	dev_put(dev);
 	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
 		if (wasmfw_xdp[i].net == net && wasmfw_xdp[i].ifindex == ifindex) {
 			f = rcu_replace_pointer(wasmfw_xdp[i].filter, NULL, true);
 			WRITE_ONCE(wasmfw_xdp[i].ifindex, 0);
-			WRITE_ONCE(wasmfw_xdp[i].net, NULL);
-			synchronize_rcu();
-			put_net(net);
-			break;
-		}
-	}
-	return f;
-}
-
-/* Module exit: drops every XDP filter; returns them one by one. */
-struct wf_filter *wasmfw_xdp_take_any(void)
-{
-	int i;
-
-	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
-		if (wasmfw_xdp[i].net) {
-			struct wf_filter *f = rcu_replace_pointer(wasmfw_xdp[i].filter, NULL, true);
-
-			WRITE_ONCE(wasmfw_xdp[i].ifindex, 0);
-			put_net(wasmfw_xdp[i].net);
 			WRITE_ONCE(wasmfw_xdp[i].net, NULL);
 			synchronize_rcu();
 			return f;
@@ -520,27 +799,90 @@ struct wf_filter *wasmfw_xdp_take_any(void)
 	return NULL;
 }
 
+/* Unpublishes the XDP filter on `ifname` (caller's netns), once unused. */
+struct wf_filter *wasmfw_xdp_detach(const char *ifname)
+{
+	struct net *net = current->nsproxy->net_ns;
+	struct net_device *dev = dev_get_by_name(net, ifname);
+	int ifindex;
+
+	if (!dev)
+		return NULL;
+	ifindex = dev->ifindex;
+	dev_put(dev);
+	return wasmfw_xdp_detach_at(net, ifindex);
+}
+
+/* Module exit: drops every XDP filter; returns them one by one. */
+struct wf_filter *wasmfw_xdp_take_any(void)
+{
+	int i;
+
+	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
+		if (wasmfw_xdp[i].net)
+			return wasmfw_xdp_detach_at(wasmfw_xdp[i].net, wasmfw_xdp[i].ifindex);
+	}
+	return NULL;
+}
+
 /* ---- in-kernel test run ---------------------------------------------------- */
 
-int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat, u64 *total_ns)
+/*
+ * Runs `f` up to `repeat` times on one packet, but returns after
+ * WASMFW_TEST_RUN_SLICE_NS (with at least one run done): the caller holds
+ * the control mutex around each slice and drops it between slices, checks
+ * for signals and reschedules (wasmfw_main.rs, test_run). *ran gets the
+ * runs done, *ns their time.
+ */
+#define WASMFW_TEST_RUN_SLICE_NS (2 * NSEC_PER_MSEC)
+
+int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat,
+			 u64 *ns, u32 *ran)
 {
 	int verdict = 0;
-	u64 t0;
+	u64 t0, now = 0;
 	u32 i;
 
 	t0 = ktime_get_ns();
-	for (i = 0; i < repeat; i++) {
+	for (i = 0; i < repeat; ) {
 		verdict = wasmfw_run_local(f, pkt, len, link);
-		if ((i & 1023) == 1023)
-			cond_resched();
+		i++;
+		if ((i & 63) == 0 || i == repeat) {
+			now = ktime_get_ns();
+			if (now - t0 >= WASMFW_TEST_RUN_SLICE_NS)
+				break;
+		}
 	}
-	*total_ns = ktime_get_ns() - t0;
+	*ns = now - t0;
+	*ran = i;
 	return verdict;
+}
+
+bool wasmfw_signal_pending(void)
+{
+	return signal_pending(current);
+}
+
+void wasmfw_cond_resched(void)
+{
+	cond_resched();
 }
 
 /* ---- /dev/wasmfw -------------------------------------------------------- */
 
-static DEFINE_MUTEX(wasmfw_ctl_lock);
+static DEFINE_MUTEX(wasmfw_ctl_mutex);
+
+/* For the ioctls that take the control mutex themselves (TEST_RUN): 0 or
+ * -EINTR if a signal arrived while waiting. */
+int wasmfw_ctl_lock(void)
+{
+	return mutex_lock_interruptible(&wasmfw_ctl_mutex);
+}
+
+void wasmfw_ctl_unlock(void)
+{
+	mutex_unlock(&wasmfw_ctl_mutex);
+}
 
 static long wasmfw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
@@ -548,10 +890,16 @@ static long wasmfw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	if (!capable(CAP_NET_ADMIN))
 		return -EPERM;
+	/* A test run may last long (repeat x fuel): it takes the mutex per
+	 * time slice, so rmmod, other ioctls and the netdevice notifier are
+	 * never held up for more than a slice. */
+	if (cmd == WASMFW_IOC_TEST_RUN)
+		return wasmfw_rs_test_run(arg);
 	/* One control operation at a time: the Rust registry relies on it. */
-	mutex_lock(&wasmfw_ctl_lock);
+	if (mutex_lock_interruptible(&wasmfw_ctl_mutex))
+		return -EINTR;
 	ret = wasmfw_rs_ioctl(cmd, arg);
-	mutex_unlock(&wasmfw_ctl_lock);
+	mutex_unlock(&wasmfw_ctl_mutex);
 	return ret;
 }
 
@@ -568,20 +916,90 @@ static struct miscdevice wasmfw_misc = {
 	.mode = 0600,
 };
 
+/* ---- namespace and device lifetime ----------------------------------------- */
+
+/*
+ * Attachments are keyed by (netns, ifindex) and hold no reference on
+ * either. When a device is unregistered - deleted, or moved to another
+ * namespace, which unregisters it from the old one - or a namespace is
+ * dismantled, every attachment there is detached and its filter freed
+ * (after a grace period), so `status` no longer lists it and nothing
+ * keeps the namespace alive.
+ *
+ * Lock order: rtnl (notifier) / pernet_ops_rwsem (pernet exit) ->
+ * wasmfw_ctl_mutex -> nf_hook_mutex. Nothing under wasmfw_ctl_mutex takes
+ * rtnl or pernet_ops_rwsem.
+ */
+/* Set at module exit: unregistering the notifier replays NETDEV_UNREGISTER
+ * for every device, which then detaches everything (and says why). */
+static bool wasmfw_exiting;
+
+static int wasmfw_netdev_event(struct notifier_block *nb, unsigned long event, void *ptr)
+{
+	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
+
+	if (event != NETDEV_UNREGISTER)
+		return NOTIFY_DONE;
+	mutex_lock(&wasmfw_ctl_mutex);
+	wasmfw_rs_forget(dev_net(dev), dev->ifindex,
+			 READ_ONCE(wasmfw_exiting) ? "module unloading" : "interface unregistered");
+	mutex_unlock(&wasmfw_ctl_mutex);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block wasmfw_netdev_nb = {
+	.notifier_call = wasmfw_netdev_event,
+};
+
+/* Anything the notifier did not see (it sees every device of a dying
+ * namespace, so this is a safety net). */
+static void __net_exit wasmfw_net_exit(struct net *net)
+{
+	mutex_lock(&wasmfw_ctl_mutex);
+	wasmfw_rs_forget(net, 0, "network namespace deleted");
+	mutex_unlock(&wasmfw_ctl_mutex);
+}
+
+static struct pernet_operations wasmfw_net_ops = {
+	.exit = wasmfw_net_exit,
+};
+
 int wasmfw_glue_init(void)
 {
-	int err = register_btf_kfunc_id_set(BPF_PROG_TYPE_XDP, &wasmfw_kfunc_set);
+	int err;
 
+	err = register_pernet_subsys(&wasmfw_net_ops);
 	if (err)
 		return err;
-	return misc_register(&wasmfw_misc);
+	err = register_netdevice_notifier(&wasmfw_netdev_nb);
+	if (err)
+		goto out_pernet;
+	err = register_btf_kfunc_id_set(BPF_PROG_TYPE_XDP, &wasmfw_kfunc_set);
+	if (err)
+		goto out_notifier;
+	err = misc_register(&wasmfw_misc);
+	if (err)
+		goto out_notifier;
+	return 0;
+out_notifier:
+	unregister_netdevice_notifier(&wasmfw_netdev_nb);
+out_pernet:
+	unregister_pernet_subsys(&wasmfw_net_ops);
+	return err;
 }
 
 void wasmfw_glue_exit(void)
 {
 	misc_deregister(&wasmfw_misc);
-	/* No ioctl can run any more; the Rust side frees what is left. */
-	mutex_lock(&wasmfw_ctl_lock);
+	/* No ioctl can run any more (an open file pins the module). These two
+	 * replay NETDEV_UNREGISTER for every device and the pernet exit for
+	 * every namespace, detaching every attachment (they take the mutex
+	 * themselves, so it must not be held here). */
+	WRITE_ONCE(wasmfw_exiting, true);
+	unregister_netdevice_notifier(&wasmfw_netdev_nb);
+	unregister_pernet_subsys(&wasmfw_net_ops);
+	/* The Rust side frees what is left (filters loaded, not attached). */
+	mutex_lock(&wasmfw_ctl_mutex);
 	wasmfw_rs_teardown();
-	mutex_unlock(&wasmfw_ctl_lock);
+	mutex_unlock(&wasmfw_ctl_mutex);
 }

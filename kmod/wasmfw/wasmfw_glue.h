@@ -14,6 +14,11 @@ struct wasmfw_nf;
 
 /* Rust (wasmfw_main.rs), called with the control mutex held. */
 long wasmfw_rs_ioctl(unsigned int cmd, unsigned long arg);
+/* Called WITHOUT the control mutex: takes it per time slice itself. */
+long wasmfw_rs_test_run(unsigned long arg);
+/* Detaches (and frees) every attachment on (net, ifindex); ifindex 0: every
+ * one in net. `why` is logged. */
+void wasmfw_rs_forget(void *net, int ifindex, const char *why);
 void wasmfw_rs_teardown(void);
 int wasmfw_native_icmp_drop(const u8 *data, size_t len);
 
@@ -23,14 +28,25 @@ void wasmfw_host_free(void *ptr);
 u64 wasmfw_host_now_ns(void);
 void wasmfw_host_log(u64 cookie, int level, const u8 *msg, size_t len);
 void __noreturn wasmfw_host_panic(const u8 *msg, size_t len);
+void *wasmfw_host_lock_new(void);
+void wasmfw_host_lock_free(void *l);
+void wasmfw_host_lock(void *l, bool packet);
+void wasmfw_host_unlock(void *l, bool packet);
+void wasmfw_log_refused(const u8 *msg, size_t len);
 
 /* C (wasmfw_glue.c). */
 int wasmfw_glue_init(void);
 void wasmfw_glue_exit(void);
 struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
 				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
-				   char *err, size_t err_cap, u32 *stack_used);
-int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat, u64 *total_ns);
+				   char *err, size_t err_cap, u32 *stack_used, int *errno_out);
+int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat,
+			 u64 *ns, u32 *ran);
+int wasmfw_ctl_lock(void);
+void wasmfw_ctl_unlock(void);
+bool wasmfw_signal_pending(void);
+void wasmfw_cond_resched(void);
+void *wasmfw_current_net(void);
 struct wasmfw_nf *wasmfw_nf_attach(const char *ifname, struct wf_filter *f, int *err);
 struct wf_filter *wasmfw_nf_swap(struct wasmfw_nf *att, struct wf_filter *f);
 struct wf_filter *wasmfw_nf_detach(struct wasmfw_nf *att);
@@ -40,6 +56,7 @@ u64 wasmfw_nf_netns_ino(const struct wasmfw_nf *att);
 u64 wasmfw_current_netns_ino(void);
 int wasmfw_xdp_attach(const char *ifname, struct wf_filter *f, struct wf_filter **old, int *ifindex);
 struct wf_filter *wasmfw_xdp_detach(const char *ifname);
+struct wf_filter *wasmfw_xdp_detach_at(void *net, int ifindex);
 struct wf_filter *wasmfw_xdp_take_any(void);
 
 #endif

@@ -9,7 +9,7 @@
 //! after checking CAP_NET_ADMIN.
 
 use core::cell::UnsafeCell;
-use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong};
+use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 use core::mem::size_of;
 
 use kernel::prelude::*;
@@ -52,8 +52,15 @@ extern "C" {
         err: *mut c_char,
         err_cap: usize,
         stack_used: *mut u32,
+        errno: *mut c_int,
     ) -> *mut WfFilter;
-    fn wasmfw_glue_test_run(f: *mut WfFilter, pkt: *const u8, len: u32, link: c_int, repeat: u32, ns: *mut u64) -> c_int;
+    fn wasmfw_glue_test_run(f: *mut WfFilter, pkt: *const u8, len: u32, link: c_int, repeat: u32, ns: *mut u64, ran: *mut u32) -> c_int;
+    fn wasmfw_ctl_lock() -> c_int;
+    fn wasmfw_ctl_unlock();
+    fn wasmfw_signal_pending() -> bool;
+    fn wasmfw_cond_resched();
+    fn wasmfw_current_net() -> *mut c_void;
+    fn wasmfw_log_refused(msg: *const u8, len: usize);
     fn wasmfw_nf_attach(ifname: *const c_char, f: *mut WfFilter, err: *mut c_int) -> *mut WasmfwNf;
     fn wasmfw_nf_swap(att: *mut WasmfwNf, f: *mut WfFilter) -> *mut WfFilter;
     fn wasmfw_nf_detach(att: *mut WasmfwNf) -> *mut WfFilter;
@@ -63,24 +70,30 @@ extern "C" {
     fn wasmfw_current_netns_ino() -> u64;
     fn wasmfw_xdp_attach(ifname: *const c_char, f: *mut WfFilter, old: *mut *mut WfFilter, ifindex: *mut c_int) -> c_int;
     fn wasmfw_xdp_detach(ifname: *const c_char) -> *mut WfFilter;
+    fn wasmfw_xdp_detach_at(net: *mut c_void, ifindex: c_int) -> *mut WfFilter;
     fn wasmfw_xdp_take_any() -> *mut WfFilter;
     fn wf_free(f: *mut WfFilter);
     fn wf_counters(f: *const WfFilter, out: *mut Counter, cap: usize) -> usize;
     fn wf_maps(f: *const WfFilter, out: *mut MapInfo, cap: usize) -> usize;
     fn wf_map_update(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize, v: *const u8, vl: usize) -> c_int;
     fn wf_map_delete(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize) -> c_int;
-    fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize) -> i64;
+    fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize, cursor: *mut u64) -> i64;
 }
 
 // ---- uapi (mirrors wasmfw_uapi.h) -------------------------------------------
 
-const UAPI_VERSION: u32 = 2;
+const UAPI_VERSION: u32 = 3;
 const MAX_WASM: u32 = 1 << 20;
 const MAX_CONFIG: u32 = 8192;
 const MAX_ERR: u32 = 4096;
 const MAX_TEST_PACKET: u32 = 9216;
 const MAX_DUMP: u64 = 16 << 20;
 const MAX_FILTERS: usize = 64;
+/// Most fuel a filter may spend on one packet (WASMFW_MAX_FUEL in
+/// wasmfw_uapi.h, where the time budget it stands for is documented).
+const MAX_FUEL: u64 = 1_000_000;
+/// Most runs one TEST_RUN may ask for.
+const MAX_TEST_REPEAT: u32 = 100_000_000;
 const HOOK_NETFILTER: u32 = 1;
 const HOOK_XDP: u32 = 2;
 
@@ -194,7 +207,7 @@ struct MapOp {
 #[derive(Clone, Copy)]
 struct MapDump {
     id: u32,
-    pad: u32,
+    cursor: u32,
     map: [u8; 32],
     buf: u64,
     cap: u64,
@@ -272,6 +285,9 @@ const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
 struct Entry {
     id: u32,
     filter: *mut WfFilter,
+    /// The attachment's `struct net *`, as a key only (never dereferenced
+    /// here); null while not attached.
+    net: *mut c_void,
     /// The netfilter attachment; null unless `hook` is HOOK_NETFILTER.
     att: *mut WasmfwNf,
     /// 0 while loaded but not attached.
@@ -365,9 +381,39 @@ fn checked_name<const N: usize>(n: &[u8; N]) -> Result {
     }
 }
 
+/// A short message formatted on the stack (truncated at 127 bytes, the
+/// last byte stays NUL).
+struct Line {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 fn load(reg: &mut Registry, arg: usize) -> Result {
     let mut req: Load = read(arg)?;
-    if req.wasm_len == 0 || req.err_len > MAX_ERR || req.fuel == 0 || req.fuel > 100_000_000 {
+    if req.wasm_len == 0 || req.err_len > MAX_ERR || req.fuel == 0 {
+        return Err(EINVAL);
+    }
+    if req.fuel > MAX_FUEL {
+        // Said in words: the policy checker in userspace allows more.
+        let mut w = Line { buf: [0; 128], len: 0 };
+        let _ = core::fmt::write(
+            &mut w,
+            format_args!("fuel {} exceeds the kernel's ceiling of {} per packet (WASMFW_MAX_FUEL)\0", req.fuel, MAX_FUEL),
+        );
+        let (msg, n) = (w.buf, w.len);
+        if req.err_len > 0 {
+            let n = n.min(req.err_len as usize);
+            UserSlice::new(req.err as usize, n).writer().write_slice(&msg[..n])?;
+        }
         return Err(EINVAL);
     }
     if req.memory_limit < 65536 || req.memory_limit > (64 << 20) || req.on_fault > 1 {
@@ -381,6 +427,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
     let cfg = read_bytes(req.config, req.config_len, MAX_CONFIG)?;
     let mut err = [0u8; 256];
     let mut stack_used = 0u32;
+    let mut errno: c_int = EINVAL.to_errno();
     let id = reg.next_id;
     // SAFETY: the buffers are live for the call; wasmfw_glue_load copies
     // what it keeps.
@@ -397,21 +444,24 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
             err.as_mut_ptr().cast(),
             err.len(),
             &mut stack_used,
+            &mut errno,
         )
     };
     if filter.is_null() {
         let n = err.iter().position(|&b| b == 0).unwrap_or(err.len() - 1);
-        pr_info!("load refused: {}\n", core::str::from_utf8(&err[..n]).unwrap_or("(not UTF-8)"));
+        // SAFETY: `err` has n readable bytes.
+        unsafe { wasmfw_log_refused(err.as_ptr(), n) };
         if req.err_len > 0 {
             let n = (n + 1).min(req.err_len as usize);
             UserSlice::new(req.err as usize, n).writer().write_slice(&err[..n])?;
         }
-        return Err(EINVAL);
+        return Err(Error::from_errno(errno));
     }
     reg.next_id = reg.next_id.wrapping_add(1).max(1);
     reg.slots[slot] = Some(Entry {
         id,
         filter,
+        net: core::ptr::null_mut(),
         att: core::ptr::null_mut(),
         hook: 0,
         ifindex: 0,
@@ -473,6 +523,8 @@ fn attach(reg: &mut Registry, arg: usize) -> Result {
     let e = reg.slots[index].as_mut().ok_or(ENOENT)?;
     e.att = att;
     e.hook = req.hook;
+    // SAFETY: plain C call; the attachment is in the caller's namespace.
+    e.net = unsafe { wasmfw_current_net() };
     // SAFETY: a live attachment.
     e.ifindex = unsafe { wasmfw_nf_ifindex(att) } as u32;
     // SAFETY: a live attachment.
@@ -501,6 +553,8 @@ fn attach_xdp(reg: &mut Registry, index: usize, filter: *mut WfFilter, ifname: &
     }
     let e = reg.slots[index].as_mut().ok_or(ENOENT)?;
     e.hook = HOOK_XDP;
+    // SAFETY: plain C call; wasmfw_xdp_attach used the caller's namespace.
+    e.net = unsafe { wasmfw_current_net() };
     e.ifindex = ifindex as u32;
     // SAFETY: plain C call; attach_xdp published the filter in the caller's namespace.
     e.netns_ino = unsafe { wasmfw_current_netns_ino() };
@@ -627,6 +681,10 @@ fn map_op(reg: &mut Registry, arg: usize) -> Result {
     write(arg, &req)
 }
 
+/// One page of a map: whole records from `cursor` on (0 = the start),
+/// `len` = bytes written, `cursor` = where the next call continues (0 when
+/// the map is done). The engine takes the map's lock per chunk of entries,
+/// never across the whole map.
 fn map_dump(reg: &mut Registry, arg: usize) -> Result {
     let mut req: MapDump = read(arg)?;
     checked_name(&req.map)?;
@@ -636,30 +694,69 @@ fn map_dump(reg: &mut Registry, arg: usize) -> Result {
     for _ in 0..cap {
         buf.push(0u8, GFP_KERNEL)?;
     }
+    let mut cursor = u64::from(req.cursor);
     // SAFETY: live filter, NUL-terminated name, buf has `cap` bytes.
-    let len = unsafe { wf_map_dump(f, req.map.as_ptr().cast(), buf.as_mut_ptr(), cap) };
-    if len < 0 {
-        return Err(ENOENT);
+    let len = unsafe { wf_map_dump(f, req.map.as_ptr().cast(), buf.as_mut_ptr(), cap, &mut cursor) };
+    match len {
+        -2 => return Err(ENOENT),
+        -3 => return Err(ENOSPC),
+        l if l < 0 => return Err(EINVAL),
+        _ => {}
     }
     let n = (len as usize).min(cap);
     UserSlice::new(req.buf as usize, n).writer().write_slice(&buf[..n])?;
-    req.len = len as u64;
+    req.len = n as u64;
+    req.cursor = u32::try_from(cursor).map_err(|_| EINVAL)?;
     write(arg, &req)
 }
 
-fn test_run(reg: &mut Registry, arg: usize) -> Result {
+/// TEST_RUN, entered WITHOUT the control mutex (wasmfw_glue.c): it takes
+/// the mutex for one time slice of runs at a time, looks the filter up
+/// again each time (it may have been unloaded in between: ENOENT), and
+/// between slices reschedules and stops with EINTR on a signal. So a
+/// 100-million-run request neither blocks other ioctls, the netdevice
+/// notifier or rmmod, nor ignores Ctrl-C.
+fn test_run(arg: usize) -> Result {
     let mut req: TestRun = read(arg)?;
-    if req.repeat == 0 || req.repeat > 100_000_000 || !(1..=2).contains(&req.link) {
+    if req.repeat == 0 || req.repeat > MAX_TEST_REPEAT || !(1..=2).contains(&req.link) {
         return Err(EINVAL);
     }
-    let f = reg.get(req.id)?.filter;
     let pkt = read_bytes(req.packet, req.packet_len, MAX_TEST_PACKET)?;
-    let mut ns = 0u64;
-    // SAFETY: live filter (the control lock keeps it from being freed);
-    // the packet buffer lives across the call.
-    let verdict = unsafe { wasmfw_glue_test_run(f, pkt.as_ptr(), pkt.len() as u32, req.link as c_int, req.repeat, &mut ns) };
+    let (mut done, mut total_ns, mut verdict) = (0u32, 0u64, 0);
+    while done < req.repeat {
+        // SAFETY: plain C call; returns nonzero (-EINTR) on a signal.
+        if unsafe { wasmfw_ctl_lock() } != 0 {
+            return Err(EINTR);
+        }
+        // SAFETY: the control mutex is held: this is the only reference.
+        let reg = unsafe { &mut *REGISTRY.0.get() };
+        let f = match reg.get(req.id) {
+            Ok(e) => e.filter,
+            Err(e) => {
+                // SAFETY: locked just above.
+                unsafe { wasmfw_ctl_unlock() };
+                return Err(e);
+            }
+        };
+        let (mut ns, mut ran) = (0u64, 0u32);
+        // SAFETY: live filter (the control mutex keeps it from being
+        // freed); the packet buffer lives across the call.
+        verdict = unsafe {
+            wasmfw_glue_test_run(f, pkt.as_ptr(), pkt.len() as u32, req.link as c_int, req.repeat - done, &mut ns, &mut ran)
+        };
+        // SAFETY: locked above.
+        unsafe { wasmfw_ctl_unlock() };
+        done += ran.max(1);
+        total_ns = total_ns.saturating_add(ns);
+        // SAFETY: plain C calls, process context, no lock held.
+        if done < req.repeat && unsafe { wasmfw_signal_pending() } {
+            return Err(EINTR);
+        }
+        // SAFETY: as above.
+        unsafe { wasmfw_cond_resched() };
+    }
     req.verdict = verdict as u32;
-    req.total_ns = ns;
+    req.total_ns = total_ns;
     write(arg, &req)
 }
 
@@ -675,7 +772,8 @@ fn dispatch(reg: &mut Registry, cmd: u32, arg: usize) -> Result {
         IOC_MAPS => maps(reg, arg),
         IOC_MAP_OP => map_op(reg, arg),
         IOC_MAP_DUMP => map_dump(reg, arg),
-        IOC_TEST_RUN => test_run(reg, arg),
+        // The glue sends TEST_RUN to wasmfw_rs_test_run, without the mutex.
+        IOC_TEST_RUN => Err(EINVAL),
         _ => Err(ENOTTY),
     }
 }
@@ -688,6 +786,47 @@ pub extern "C" fn wasmfw_rs_ioctl(cmd: c_uint, arg: c_ulong) -> c_long {
     match dispatch(reg, cmd, arg as usize) {
         Ok(()) => 0,
         Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// TEST_RUN (called by the glue without the control mutex).
+#[no_mangle]
+pub extern "C" fn wasmfw_rs_test_run(arg: c_ulong) -> c_long {
+    match test_run(arg as usize) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// A device was unregistered (deleted, or moved out of `net`), or `net`
+/// is being dismantled (`ifindex` 0): detach and free every filter
+/// attached there, so nothing runs on a device that is gone, `status`
+/// stops listing it and nothing keeps the namespace alive.
+#[no_mangle]
+pub extern "C" fn wasmfw_rs_forget(net: *mut c_void, ifindex: c_int, why: *const c_char) {
+    // SAFETY: the glue holds wasmfw_ctl_lock: this is the only reference.
+    let reg = unsafe { &mut *REGISTRY.0.get() };
+    // SAFETY: `why` is a C string literal from the glue.
+    let why = unsafe { core::ffi::CStr::from_ptr(why) }.to_str().unwrap_or("?");
+    for i in 0..MAX_FILTERS {
+        let Some(e) = reg.slots[i].as_ref() else { continue };
+        if e.hook == 0 || e.net != net || (ifindex != 0 && e.ifindex != ifindex as u32) {
+            continue;
+        }
+        let (id, hook, eifindex) = (e.id, e.hook, e.ifindex);
+        if hook == HOOK_XDP {
+            // SAFETY: unpublishes the slot, waiting for a grace period.
+            let f = unsafe { wasmfw_xdp_detach_at(net, eifindex as c_int) };
+            if let Some(e) = reg.slots[i].as_mut() {
+                if !f.is_null() && f != e.filter {
+                    // SAFETY: unpublished and past a grace period.
+                    unsafe { wf_free(f) };
+                }
+            }
+        }
+        // Netfilter: release() unregisters and waits for running hooks.
+        reg.release(i);
+        pr_info!("filter {} detached from ifindex {} and unloaded: {}\n", id, eifindex, why);
     }
 }
 

@@ -11,13 +11,24 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define WASMFW_UAPI_VERSION 2     /* 2: wasmfw_info.netns_ino */
+#define WASMFW_UAPI_VERSION 3     /* 2: wasmfw_info.netns_ino; 3: MAP_DUMP pages */
 #define WASMFW_NAME_LEN 32
 #define WASMFW_IFNAME_LEN 16
 #define WASMFW_POLICY_LEN 128
 #define WASMFW_MAX_WASM (1u << 20)      /* bytes of a module */
 #define WASMFW_MAX_CONFIG 8192
 #define WASMFW_MAX_PACKET 2048          /* bytes a filter sees of a packet */
+/*
+ * Most fuel a filter may spend on one packet, i.e. the ceiling on the time
+ * one packet can cost with bottom halves off. wasmi charges about one fuel
+ * unit per executed instruction; measured in the UML guest (docs/safety.md,
+ * kmod/tests/t_adversarial.sh) a looping filter runs at ~1-3 ns per fuel
+ * unit, so the ceiling is ~1-3 ms per packet: a 64-packet NAPI batch of
+ * worst-case packets stays far below the soft-lockup (20 s) and RCU-stall
+ * (21 s) detectors. Loads asking for more get EINVAL and a message.
+ */
+#define WASMFW_MAX_FUEL 1000000
+#define WASMFW_MAX_TEST_REPEAT 100000000
 
 #define WASMFW_HOOK_NETFILTER 1         /* IPv4+IPv6 PRE_ROUTING, one interface */
 #define WASMFW_HOOK_XDP 2               /* through xdp-bridge (issue 5) */
@@ -118,18 +129,23 @@ struct wasmfw_map_op {
 	__u32 pad;
 };
 
-/* Records: __u32 cpu, key bytes, value bytes. */
+/* One page of a map. Records: __u32 cpu, key bytes, value bytes; whole
+ * records only. Start with cursor 0 and call again with the cursor
+ * returned until it is 0. The map is locked per chunk of entries, so a
+ * page is not a snapshot (entries changed meanwhile may or may not show).
+ * ENOSPC: cap cannot hold one record. */
 struct wasmfw_map_dump {
 	__u32 id;
-	__u32 pad;
+	__u32 cursor;                   /* in: where to start; out: where to go on, 0 = done */
 	char map[WASMFW_NAME_LEN];
 	__u64 buf;
-	__u64 cap;
-	__u64 len;                      /* out: bytes needed */
+	__u64 cap;                      /* bytes at buf (at most 16 MiB used) */
+	__u64 len;                      /* out: bytes written */
 };
 
-/* Runs a loaded filter `repeat` times on one packet, in the kernel, on the
- * calling CPU's instance, like BPF_PROG_TEST_RUN. */
+/* Runs a loaded filter `repeat` times (at most WASMFW_MAX_TEST_REPEAT) on
+ * one packet, in the kernel, on the calling CPU's instance, like
+ * BPF_PROG_TEST_RUN. Interruptible: a signal ends it with EINTR. */
 struct wasmfw_test_run {
 	__u32 id;
 	__u32 link;                     /* 1 Ethernet, 2 raw IP */
