@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 G=$root/kmod/guest
 cd "$root"
 
-ALL_UML=icmp,l4_dos,faults,garbage,replace,caps,test_run,xdp,xdp_bench,stress,kmemleak
+ALL_UML=icmp,l4_dos,faults,garbage,replace,caps,test_run,xdp,xdp_bench,stress,lifetime,adversarial,kmemleak
 DEMO=0 ONLY='' TESTS='' CYCLES='' USE_DEBUG=1
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -78,10 +78,11 @@ for a in "${archs[@]}"; do
   fi
   if [[ $USE_DEBUG == 1 && -z $TESTS ]]; then
     if "$G/kernel.sh" path "$a" --debug >/dev/null 2>&1; then
+      # The adversarial suite (issue 9) belongs in the KASAN + lockdep guests.
       if [[ $a == uml ]]; then
-        plan+=("uml --debug|icmp,stress,kmemleak|WASMFW_CYCLES=${CYCLES:-100}|1800")
+        plan+=("uml --debug|icmp,stress,lifetime,adversarial,kmemleak|WASMFW_CYCLES=${CYCLES:-100} WASMFW_ADV_CYCLES=${CYCLES:-100} WASMFW_TEST_TIMEOUT=1800|3000")
       else
-        plan+=("x86 --debug|stress,kmemleak|WASMFW_CYCLES=${CYCLES:-30}|2400")
+        plan+=("x86 --debug|stress,lifetime,adversarial,kmemleak|WASMFW_CYCLES=${CYCLES:-30} WASMFW_ADV_CYCLES=${CYCLES:-20} WASMFW_ADV_FUZZ=5000 WASMFW_ADV_FAULT_STRIDE=20 WASMFW_TEST_TIMEOUT=2400|4000")
       fi
     else
       say "no $a --debug kernel built (kmod/guest/kernel.sh build $a --debug): KASAN/lockdep not run on $a"
@@ -104,7 +105,7 @@ for p in "${plan[@]}"; do
   rm -rf "$scratch"; mkdir -p "$scratch"
   envs=(--env "WASMFW_KO=$ko")
   [[ $variant == x86* ]] && envs+=(--env WASMFW_FLOOD=300 --env WASMFW_SYNS=100 --env WASMFW_BG_INTERVAL=0.01)
-  [[ -n $extra ]] && envs+=(--env "$extra")
+  for e in $extra; do envs+=(--env "$e"); done  # NAME=VALUE words
   if [[ $tests == demo ]]; then init=$here/demo.sh; else init=$here/guest.sh; envs+=(--env "WASMFW_TESTS=$tests"); fi
   say "$name: booting, tests: $tests (log: target/kmod-tests/$name.log)"
   t0=$SECONDS
