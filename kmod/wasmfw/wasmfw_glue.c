@@ -24,6 +24,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6.h>
+#include <linux/objtool.h>
 #include <linux/percpu.h>
 #include <linux/rcupdate.h>
 #include <linux/sched/signal.h>
@@ -383,8 +384,14 @@ static unsigned long wasmfw_saved_rsp;
  * wasmfw_load_abort with the private stack abandoned - needs nothing but
  * the saved RSP.
  */
+static void *wasmfw_load_top;
+
 static noinline void wasmfw_call_on_stack(void *top, struct wasmfw_load_work *lw)
 {
+	/* Operands in memory (globals, RIP-relative): with every
+	 * general-purpose register clobbered none is left to pass them in. */
+	wasmfw_load_top = top;
+	wasmfw_cur_load = lw;
 	asm volatile("push %%rbp\n\t"
 		     "mov %%rsp, %[saved]\n\t"
 		     "mov %[top], %%rsp\n\t"
@@ -394,17 +401,20 @@ static noinline void wasmfw_call_on_stack(void *top, struct wasmfw_load_work *lw
 		     "mov %[saved], %%rsp\n\t"
 		     "pop %%rbp"
 		     : [saved] "+m"(wasmfw_saved_rsp)
-		     : [top] "r"(top), [lw] "r"(lw), [fn] "i"(wasmfw_do_load)
+		     : [top] "m"(wasmfw_load_top), [lw] "m"(wasmfw_cur_load), [fn] "i"(wasmfw_do_load)
 		     : "rbx", "r12", "r13", "r14", "r15", "rax", "rcx", "rdx", "rsi", "rdi",
 		       "r8", "r9", "r10", "r11", "memory", "cc");
 }
 
-static void __noreturn wasmfw_load_abort(const u8 *msg, size_t len)
+/* Jumps into wasmfw_call_on_stack, which objtool cannot follow: its
+ * stack checks are skipped for this function (it never returns anyway). */
+static noinline void __noreturn wasmfw_load_abort(const u8 *msg, size_t len)
 {
 	wasmfw_load_discard(msg, len);
 	asm volatile("jmp wasmfw_load_resume");
 	unreachable();
 }
+STACK_FRAME_NON_STANDARD(wasmfw_load_abort);
 
 static void wasmfw_run_load(struct wasmfw_load_work *lw)
 {
@@ -679,7 +689,7 @@ bool wasmfw_nf_matches(const struct wasmfw_nf *att, const char *ifname)
  * Filters attached at XDP, by (netns, ifindex). Written under the control
  * mutex; read by the kfunc inside the XDP program's RCU section.
  */
-#define WASMFW_XDP_SLOTS 64
+#define WASMFW_XDP_SLOTS WASMFW_MAX_XDP_ATTACHMENTS
 struct wasmfw_xdp_slot {
 	struct net *net;
 	int ifindex;

@@ -89,6 +89,9 @@ const MAX_ERR: u32 = 4096;
 const MAX_TEST_PACKET: u32 = 9216;
 const MAX_DUMP: u64 = 16 << 20;
 const MAX_FILTERS: usize = 64;
+/// Linear memory a filter may ask for (`memory_limit`), per instance.
+const MIN_MEMORY_LIMIT: u64 = 64 << 10;
+const MAX_MEMORY_LIMIT: u64 = 64 << 20;
 /// Most fuel a filter may spend on one packet (WASMFW_MAX_FUEL in
 /// wasmfw_uapi.h, where the time budget it stands for is documented).
 const MAX_FUEL: u64 = 1_000_000;
@@ -416,7 +419,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         }
         return Err(EINVAL);
     }
-    if req.memory_limit < 65536 || req.memory_limit > (64 << 20) || req.on_fault > 1 {
+    if req.memory_limit < MIN_MEMORY_LIMIT || req.memory_limit > MAX_MEMORY_LIMIT || req.on_fault > 1 {
         return Err(EINVAL);
     }
     // Names are for display; force termination rather than trust it.

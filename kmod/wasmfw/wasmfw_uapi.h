@@ -29,6 +29,10 @@
  */
 #define WASMFW_MAX_FUEL 1000000
 #define WASMFW_MAX_TEST_REPEAT 100000000
+#define WASMFW_MIN_MEMORY_LIMIT (64u << 10)  /* memory_limit, bytes per instance */
+#define WASMFW_MAX_MEMORY_LIMIT (64u << 20)
+#define WASMFW_MAX_FILTERS 64               /* loaded at once */
+#define WASMFW_MAX_XDP_ATTACHMENTS 64       /* XDP slots (WASMFW_XDP_SLOTS) */
 
 #define WASMFW_HOOK_NETFILTER 1         /* IPv4+IPv6 PRE_ROUTING, one interface */
 #define WASMFW_HOOK_XDP 2               /* through xdp-bridge (issue 5) */
