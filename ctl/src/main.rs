@@ -3,6 +3,8 @@
 mod check;
 mod kmod;
 mod manage;
+mod netns;
+mod records;
 mod replay;
 mod wasm;
 
@@ -14,6 +16,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(name = "wasmfw", version, about = "WebAssembly packet filters for the Linux kernel")]
 struct Cli {
+    /// Run in this network namespace (an `ip netns` name or a path such as
+    /// /proc/PID/ns/net), like `ip -n`; default: wasmfw's own.
+    #[arg(long, global = true, value_name = "NAME")]
+    netns: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -99,14 +105,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Load a filter and attach it to an interface; it stays attached after exit.
+    /// Load a filter and attach it to an interface of this network namespace;
+    /// it stays attached after wasmfw exits, however wasmfw was started.
     Load(LoadArgs),
-    /// Detach and unload the filter on an interface.
+    /// Detach and unload the filter on an interface of this network namespace.
     Unload {
         #[arg(long)]
         iface: String,
     },
-    /// List attached filters.
+    /// List attached filters of every network namespace, each checked against
+    /// the kernel (GONE: no longer attached, with the reason; one in a deleted
+    /// namespace is reported once, then forgotten).
     Status {
         #[arg(long)]
         json: bool,
@@ -132,7 +141,23 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().cmd {
+    let cli = Cli::parse();
+    let result = match &cli.netns {
+        Some(ns) => netns::enter(ns).and_then(|()| run(cli.cmd)),
+        None => run(cli.cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, cause chain included, like `ip` or `bpftool`.
+            eprintln!("wasmfw: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
         Cmd::Check { target } => check::run(&target),
         Cmd::Replay { target, pcap, json } => replay::run(&target, &pcap, json),
         Cmd::TestRun { target, pcap, repeat, hook, json } => {
@@ -143,13 +168,5 @@ fn main() -> ExitCode {
         Cmd::Status { json } => manage::status(json),
         Cmd::Stats { iface, json } => manage::stats(iface.as_deref(), json),
         Cmd::Poll { iface, interval, count } => manage::poll(iface.as_deref(), interval, count),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line, cause chain included, like `ip` or `bpftool`.
-            eprintln!("wasmfw: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
     }
 }

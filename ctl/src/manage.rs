@@ -1,87 +1,30 @@
 //! load / unload / status / stats / poll.
 //!
-//! Engines: `ebpf` (the filter's eBPF twin from compare-ebpf/, attached at
-//! XDP) works today; `wasm` (the wasmfw kernel module, /dev/wasmfw) reports
-//! that the module is not loaded. Both report the same shape (see
-//! [`Entry`]): iface, engine, hook, mode, filter, policy, counters.
+//! Engines: `wasm` (the Wasm filter in the wasmfw kernel module,
+//! /dev/wasmfw; at XDP through xdp-bridge) and `ebpf` (the filter's eBPF
+//! twin from compare-ebpf/, attached at XDP). Both report the same shape
+//! ([`Entry`]).
 //!
-//! An eBPF attachment outlives this process: program, link and maps are
-//! pinned under `/sys/fs/bpf/wasmfw/<iface>/` (bpffs is mounted there if it
-//! is missing) and what `status` needs is in `/run/wasmfw/<iface>.json`.
-//! Removing the pinned link (`unload`) detaches the program. Interface names
-//! are resolved in the caller's network namespace; pins are keyed by name
-//! only, so use distinct names across namespaces, and enter a namespace
-//! with `nsenter --net=...` rather than `ip netns exec` (which remounts
-//! /sys, hiding /sys/fs/bpf).
+//! Attachments outlive this process without pins: XDP programs are
+//! attached through netlink (`wasmfw_xdp_bridge::netlink`), so they belong
+//! to the interface, whatever launched wasmfw (`ip netns exec`, `nsenter`,
+//! a unit, a container). Everything is keyed by (network namespace,
+//! interface): the namespace is this process's (or `--netns`'s), and
+//! `status` lists every namespace, each entry checked against the kernel.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use wasmfw_ebpf::Twin;
 use wasmfw_policy::{Hook, Param, Policy};
+use wasmfw_xdp_bridge::Mode;
 
+use crate::netns;
+use crate::records::{self, now, Entry};
 use crate::{Engine, HookArg, LoadArgs, XdpMode};
-
-/// Where pins live (`$WASMFW_BPFFS` overrides, for tests).
-fn pin_root() -> PathBuf {
-    std::env::var_os("WASMFW_BPFFS").map(PathBuf::from).unwrap_or_else(|| "/sys/fs/bpf".into()).join("wasmfw")
-}
-
-/// Where attachment records live (`$WASMFW_STATE_DIR` overrides).
-fn state_dir() -> PathBuf {
-    std::env::var_os("WASMFW_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| "/run/wasmfw".into())
-}
-
-/// One attached filter, as `status` and `stats` report it (text and JSON),
-/// whatever the engine.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Entry {
-    pub iface: String,
-    /// `ebpf` or `wasm`.
-    pub engine: String,
-    /// `xdp` or `netfilter`.
-    pub hook: String,
-    /// XDP mode (`skb`, `native`); empty for netfilter.
-    pub mode: String,
-    pub filter: String,
-    /// The policy file, or null for a bare filter with default parameters.
-    pub policy: Option<String>,
-    /// Unix time, seconds.
-    pub loaded_at: u64,
-    /// Kernel program id (ebpf).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prog_id: Option<u32>,
-    /// Filter id in the wasmfw module (wasm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter_id: Option<u32>,
-    /// False if the record exists but its program is gone.
-    #[serde(default = "yes")]
-    pub attached: bool,
-    /// Counter name -> value (summed over CPUs), `packets`, `pass`, `drop`
-    /// and the filter's own (docs/filters.md).
-    #[serde(default)]
-    pub counters: BTreeMap<String, u64>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn record_path(iface: &str) -> PathBuf {
-    state_dir().join(format!("{iface}.json"))
-}
-
-fn pin_dir(iface: &str) -> PathBuf {
-    pin_root().join(iface)
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 // ---- checks ---------------------------------------------------------------
 
@@ -105,7 +48,7 @@ fn check_privileges(what: &str) -> Result<()> {
     let caps = effective_caps();
     let has = |c: u32| caps & (1u64 << c) != 0;
     if !has(CAP_NET_ADMIN) || !(has(CAP_BPF) || has(CAP_SYS_ADMIN)) {
-        bail!("{what} needs root (CAP_NET_ADMIN and CAP_BPF); run it with sudo");
+        bail!("{what} needs root (CAP_NET_ADMIN and CAP_BPF or CAP_SYS_ADMIN); run it with sudo");
     }
     Ok(())
 }
@@ -120,28 +63,6 @@ fn check_iface(iface: &str) -> Result<u32> {
         bail!("no interface '{iface}' (in this network namespace)");
     }
     Ok(idx)
-}
-
-const BPF_FS_MAGIC: i64 = 0xcafe4a11;
-
-/// Mounts bpffs on /sys/fs/bpf if nothing bpffs is there.
-fn ensure_bpffs() -> Result<()> {
-    let root = pin_root();
-    let base = root.parent().expect("pin root has a parent").to_path_buf();
-    let c = CString::new(base.as_os_str().as_encoded_bytes()).expect("no NUL");
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let is_bpffs = unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC;
-    if !is_bpffs {
-        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-        let fstype = CString::new("bpf").unwrap();
-        let opts = CString::new("mode=0700").unwrap();
-        let r = unsafe { libc::mount(fstype.as_ptr(), c.as_ptr(), fstype.as_ptr(), 0, opts.as_ptr() as *const _) };
-        if r != 0 {
-            bail!("{} is not a bpffs and mounting one failed: {}", base.display(), std::io::Error::last_os_error());
-        }
-    }
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    Ok(())
 }
 
 // ---- policy ---------------------------------------------------------------
@@ -218,6 +139,98 @@ fn placement(args: &LoadArgs, policy_iface: Option<String>, policy_hook: Hook) -
     Ok((iface, hook))
 }
 
+fn xdp_mode(m: XdpMode) -> Mode {
+    match m {
+        XdpMode::Skb => Mode::Skb,
+        XdpMode::Native => Mode::Native,
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Skb => "skb",
+        Mode::Native => "native",
+    }
+}
+
+fn mode_of(name: &str) -> Mode {
+    if name == "native" { Mode::Native } else { Mode::Skb }
+}
+
+/// The index of `iface` in this thread's namespace, if it exists.
+fn ifindex_of(iface: &str) -> Option<u32> {
+    let c = CString::new(iface).ok()?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+const NETNS_DELETED: &str = "network namespace deleted";
+
+/// Checks an eBPF record against the kernel: is its program still the one
+/// attached on its interface, in its namespace? Sets `attached`/`gone`.
+fn check_ebpf(e: &mut Entry) {
+    let iface = e.iface.clone();
+    let want = e.prog_id;
+    let verdict = netns::run_in(e.netns_ino, move || {
+        let Some(idx) = ifindex_of(&iface) else { return Ok(Err("interface deleted or moved".to_string())) };
+        Ok(match wasmfw_xdp_bridge::netlink::query(idx)? {
+            Some(a) if Some(a.prog_id) == want => Ok(()),
+            Some(a) => Err(format!("the interface now has another XDP program (id {})", a.prog_id)),
+            None => Err("detached by someone else".to_string()),
+        })
+    });
+    let gone = match verdict {
+        Ok(Some(Ok(()))) => None,
+        Ok(Some(Err(why))) => Some(why),
+        Ok(None) => Some(NETNS_DELETED.to_string()),
+        Err(err) => Some(format!("cannot check: {err:#}")),
+    };
+    e.attached = gone.is_none();
+    e.gone = gone;
+}
+
+/// For a wasm filter at XDP: is xdp-bridge attached on its interface (else
+/// no packet reaches the filter)? Sets `attached`/`gone`, `mode`, `prog_id`.
+fn check_bridge(e: &mut Entry) {
+    let iface = e.iface.clone();
+    let found = netns::run_in(e.netns_ino, move || {
+        let Some(idx) = ifindex_of(&iface) else { return Ok(None) };
+        Ok(wasmfw_xdp_bridge::attached(idx)?.filter(|(_, name)| name == wasmfw_xdp_bridge::PROG_NAME))
+    });
+    match found {
+        Ok(Some(Some((a, _)))) => {
+            e.mode = mode_name(a.mode).into();
+            e.prog_id = Some(a.prog_id);
+        }
+        Ok(Some(None)) => {
+            e.attached = false;
+            e.gone = Some("xdp-bridge is not attached on the interface: no packet reaches the filter".into());
+        }
+        Ok(None) => {
+            e.attached = false;
+            e.gone = Some(NETNS_DELETED.into());
+        }
+        Err(err) => {
+            e.attached = false;
+            e.gone = Some(format!("cannot check: {err:#}"));
+        }
+    }
+}
+
+/// Refuses a load where another XDP program sits; `Ok(true)` if it is
+/// xdp-bridge (a wasm filter is attached there).
+fn xdp_slot_free(ifindex: u32, iface: &str) -> Result<bool> {
+    match wasmfw_xdp_bridge::attached(ifindex)? {
+        None => Ok(false),
+        Some((_, name)) if name == wasmfw_xdp_bridge::PROG_NAME => Ok(true),
+        Some((a, name)) => bail!(
+            "another XDP program is attached on {iface} (id {}, '{name}'); detach it first (`ip link set dev {iface} xdp off`)",
+            a.prog_id
+        ),
+    }
+}
+
 pub fn load(args: &LoadArgs) -> Result<()> {
     if args.engine == Engine::Wasm {
         return load_wasm(args);
@@ -229,132 +242,137 @@ pub fn load(args: &LoadArgs) -> Result<()> {
     }
     let twin = Twin::for_filter(&target.filter)?;
     check_privileges("loading an eBPF program")?;
-    check_iface(&iface)?;
-    let dir = pin_dir(&iface);
-    if let Some(e) = read_record(&iface) {
-        bail!("wasmfw already has {} attached on {iface} ({}); run `wasmfw unload --iface {iface}` first", e.filter, e.engine);
+    let ifindex = check_iface(&iface)?;
+    let ns = netns::current()?;
+    if kmod_attached(ns, &iface)?.is_some() {
+        bail!("a wasm filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
     }
-    if wasmfw_ebpf::is_pinned(&dir) {
-        bail!("a wasmfw program is already pinned on {iface} ({}); run `wasmfw unload --iface {iface}` first", dir.display());
+    if let Some(mut e) = records::read(ns, &iface) {
+        check_ebpf(&mut e);
+        if e.attached {
+            bail!("wasmfw already has {} attached on {iface} ({}); run `wasmfw unload --iface {iface}` first", e.filter, e.engine);
+        }
+        records::remove(ns, &iface); // stale: its program is gone
     }
-    ensure_bpffs()?;
-    if dir.exists() {
-        wasmfw_ebpf::unpin_dir(&dir)?; // leftovers of an interrupted load
+    if xdp_slot_free(ifindex, &iface)? {
+        bail!("xdp-bridge is attached on {iface} without a wasm filter; run `wasmfw unload --iface {iface}` first");
     }
-    let (xdp_mode, mode) = match args.mode {
-        XdpMode::Skb => (wasmfw_ebpf::Mode::Skb, "skb"),
-        XdpMode::Native => (wasmfw_ebpf::Mode::Driver, "native"),
-    };
+    let mode = xdp_mode(args.mode);
     let loaded = wasmfw_ebpf::load(twin, &target.params)?;
-    let prog_id = loaded.attach_pinned(&iface, xdp_mode, &dir)?;
+    let (fd, prog_id) = loaded.prog_fd_and_id()?;
+    wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode).with_context(|| format!("attaching {} to {iface}", twin.name()))?;
     let entry = Entry {
+        netns: String::new(),
+        netns_ino: ns,
         iface: iface.clone(),
         engine: "ebpf".into(),
         hook: "xdp".into(),
-        mode: mode.into(),
+        mode: mode_name(mode).into(),
         filter: twin.name().into(),
         policy: target.policy.clone(),
         loaded_at: now(),
         prog_id: Some(prog_id),
         filter_id: None,
         attached: true,
+        gone: None,
         counters: BTreeMap::new(),
     };
-    if let Err(e) = write_record(&entry) {
-        let _ = wasmfw_ebpf::unpin_dir(&dir);
+    if let Err(e) = records::write(&entry) {
+        let _ = wasmfw_xdp_bridge::netlink::detach(ifindex, fd, mode);
         return Err(e);
     }
     println!(
-        "{} attached to {iface} (engine ebpf, xdp {mode} mode, prog id {prog_id}, pinned in {})",
+        "{} attached to {iface} in netns {} (engine ebpf, xdp {} mode, prog id {prog_id})",
         twin.name(),
-        dir.display()
+        netns::display(ns),
+        mode_name(mode)
     );
     Ok(())
 }
 
-fn write_record(e: &Entry) -> Result<()> {
-    let dir = state_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = record_path(&e.iface);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(e)?).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-fn read_record(iface: &str) -> Option<Entry> {
-    let text = std::fs::read_to_string(record_path(iface)).ok()?;
-    serde_json::from_str(&text).ok()
+/// Detaches xdp-bridge from `iface` if it is attached there; true if it was.
+fn detach_bridge(iface: &str) -> Result<bool> {
+    let Some(idx) = ifindex_of(iface) else { return Ok(false) };
+    match wasmfw_xdp_bridge::attached(idx)? {
+        Some((a, name)) if name == wasmfw_xdp_bridge::PROG_NAME => {
+            wasmfw_xdp_bridge::detach(idx, a.prog_id, a.mode).with_context(|| format!("detaching xdp-bridge from {iface}"))?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 pub fn unload(iface: &str) -> Result<()> {
-    let dir = pin_dir(iface);
-    let record = read_record(iface);
-    if record.is_none() {
-        if let Some(info) = kmod_attached(iface)? {
-            // XDP: drop the bridge program first, so no packet reaches the
-            // kfunc after the filter is gone (it would pass anyway).
-            if dir.exists() {
-                wasmfw_ebpf::unpin_dir(&dir).with_context(|| format!("detaching xdp-bridge from {iface}"))?;
-            }
-            crate::kmod::Device::open()?.detach(iface)?;
-            println!("{} detached from {iface} (wasm, {})", info.name(), if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" });
-            return Ok(());
+    let ns = netns::current()?;
+    if let Some(mut e) = records::read(ns, iface) {
+        check_privileges("unloading an eBPF program")?;
+        check_ebpf(&mut e);
+        if e.attached {
+            let idx = check_iface(iface)?;
+            let id = e.prog_id.ok_or_else(|| anyhow!("the record of {iface} has no program id"))?;
+            wasmfw_xdp_bridge::detach(idx, id, mode_of(&e.mode)).with_context(|| format!("detaching from {iface}"))?;
+            println!("{} detached from {iface} ({})", e.filter, e.engine);
+        } else {
+            println!("{} was no longer attached on {iface} ({}); record removed", e.filter, e.gone.as_deref().unwrap_or("gone"));
         }
+        records::remove(ns, iface);
+        return Ok(());
     }
-    if record.is_none() && !dir.exists() {
-        bail!("nothing attached on {iface} by wasmfw");
+    if let Some(info) = kmod_attached(ns, iface)? {
+        // XDP: drop the bridge program first, so no packet reaches the
+        // kfunc after the filter is gone (it would pass anyway).
+        if info.hook == crate::kmod::HOOK_XDP {
+            detach_bridge(iface)?;
+        }
+        crate::kmod::Device::open()?.detach(iface)?;
+        println!("{} detached from {iface} (wasm, {})", info.name(), if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" });
+        return Ok(());
     }
-    check_privileges("unloading an eBPF program")?;
-    if dir.exists() {
-        wasmfw_ebpf::unpin_dir(&dir).with_context(|| format!("detaching from {iface}"))?;
+    // A bridge left without its filter (the module was reloaded).
+    if detach_bridge(iface)? {
+        println!("xdp-bridge detached from {iface} (no wasm filter was attached)");
+        return Ok(());
     }
-    let _ = std::fs::remove_file(record_path(iface));
-    match record {
-        Some(e) => println!("{} detached from {iface} ({})", e.filter, e.engine),
-        None => println!("detached from {iface}"),
-    }
-    Ok(())
+    bail!("nothing attached on {iface} by wasmfw (network namespace {})", netns::display(ns))
 }
 
-/// Every attachment with its counters: eBPF records, then (once the kernel
-/// module exists) the wasm engine's.
-fn entries(iface: Option<&str>) -> Result<Vec<Entry>> {
+/// Every attachment, checked against the kernel, with its counters: eBPF
+/// records, then the wasm engine's. `only`: one (namespace, interface).
+fn entries(only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(state_dir()) {
-        let mut names: Vec<String> = rd
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
-            .collect();
-        names.sort();
-        for name in names {
-            if iface.is_some_and(|i| i != name) {
-                continue;
-            }
-            let Some(mut e) = read_record(&name) else { continue };
-            let dir = pin_dir(&name);
-            e.attached = wasmfw_ebpf::is_pinned(&dir);
-            if e.attached {
-                if let Ok(t) = Twin::for_filter(&e.filter) {
-                    let counters = wasmfw_ebpf::pinned_counters(t, &dir)
-                        .with_context(|| format!("reading counters of {name} (needs root)"))?;
-                    e.counters = counters.into_iter().collect();
-                }
-            }
-            out.push(e);
+    let wanted = |ns: u64, iface: &str| only.is_none_or(|(n, i)| n == ns && i == iface);
+    for mut e in records::all() {
+        if !wanted(e.netns_ino, &e.iface) {
+            continue;
         }
+        check_ebpf(&mut e);
+        if e.gone.as_deref() == Some(NETNS_DELETED) {
+            // Nothing can unload it any more: report it this once, forget it.
+            records::remove(e.netns_ino, &e.iface);
+        }
+        if let (true, Ok(t), Some(id)) = (e.attached, Twin::for_filter(&e.filter), e.prog_id) {
+            let counters = wasmfw_ebpf::counters_of_prog(t, id)
+                .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
+            e.counters = counters.into_iter().collect();
+        }
+        e.netns = netns::display(e.netns_ino);
+        out.push(e);
     }
     if Path::new(crate::kmod::DEVICE).exists() {
         let dev = crate::kmod::Device::open()?;
         for info in dev.list()? {
-            if info.hook == 0 || iface.is_some_and(|i| i != info.ifname()) {
+            let ns = info.netns_ino().unwrap_or(0);
+            if info.hook == 0 || !wanted(ns, &info.ifname()) {
                 continue;
             }
             let policy = info.policy();
-            out.push(Entry {
+            let xdp = info.hook == crate::kmod::HOOK_XDP;
+            let mut e = Entry {
+                netns: netns::display(ns),
+                netns_ino: ns,
                 iface: info.ifname(),
                 engine: "wasm".into(),
-                hook: if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" }.into(),
+                hook: if xdp { "xdp" } else { "netfilter" }.into(),
                 mode: String::new(),
                 filter: info.name(),
                 policy: (!policy.is_empty()).then_some(policy),
@@ -362,19 +380,27 @@ fn entries(iface: Option<&str>) -> Result<Vec<Entry>> {
                 prog_id: None,
                 filter_id: Some(info.id),
                 attached: true,
+                gone: None,
                 counters: dev.counters(info.id)?.into_iter().collect(),
-            });
+            };
+            if xdp {
+                check_bridge(&mut e);
+            }
+            out.push(e);
         }
     }
     Ok(out)
 }
 
-/// The kernel module's attachment on `iface`, if the module is loaded.
-fn kmod_attached(iface: &str) -> Result<Option<crate::kmod::Info>> {
+/// The kernel module's attachment on (`ns`, `iface`), if the module is loaded.
+fn kmod_attached(ns: u64, iface: &str) -> Result<Option<crate::kmod::Info>> {
     if !Path::new(crate::kmod::DEVICE).exists() {
         return Ok(None);
     }
-    Ok(crate::kmod::Device::open()?.list()?.into_iter().find(|i| i.hook != 0 && i.ifname() == iface))
+    Ok(crate::kmod::Device::open()?
+        .list()?
+        .into_iter()
+        .find(|i| i.hook != 0 && i.ifname() == iface && i.netns_ino().is_none_or(|n| n == ns)))
 }
 
 /// The policy of a load target for the Wasm engine (which needs the .wasm).
@@ -390,20 +416,24 @@ fn load_wasm(args: &LoadArgs) -> Result<()> {
     let iface = iface.as_str();
     let dev = crate::kmod::Device::open()?;
     let ifindex = check_iface(iface)?;
-    if let Some(old) = dev.list()?.into_iter().find(|i| i.hook != 0 && i.ifname() == iface) {
+    let ns = netns::current()?;
+    if let Some(old) = kmod_attached(ns, iface)? {
         if !args.replace {
             bail!("{} is already attached on {iface} (wasm); unload it first or pass --replace to swap atomically", old.name());
         }
     }
-    if read_record(iface).is_some() {
-        bail!("an eBPF filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
+    if let Some(mut e) = records::read(ns, iface) {
+        check_ebpf(&mut e);
+        if e.attached {
+            bail!("an eBPF filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
+        }
+        records::remove(ns, iface);
     }
     let hook_id = match hook {
         Hook::Netfilter => crate::kmod::HOOK_NETFILTER,
         Hook::Xdp => crate::kmod::HOOK_XDP,
     };
-    let bridge_dir = pin_dir(iface);
-    let replacing_xdp = hook == Hook::Xdp && bridge_dir.join("link").exists();
+    let bridge_there = if hook == Hook::Xdp { xdp_slot_free(ifindex, iface)? } else { false };
     let (id, stack) = dev.load(&policy)?;
     if let Err(e) = dev.attach(id, hook_id, iface) {
         let _ = dev.unload(id);
@@ -411,32 +441,21 @@ fn load_wasm(args: &LoadArgs) -> Result<()> {
     }
     // XDP: the kfunc now finds the filter; attach the bridge program that
     // calls it (unless it is already there and this is a replacement).
-    if hook == Hook::Xdp && !replacing_xdp {
-        if let Err(e) = attach_bridge(ifindex, args.mode, &bridge_dir) {
+    if hook == Hook::Xdp && !bridge_there {
+        if let Err(e) = wasmfw_xdp_bridge::Bridge::load().and_then(|b| b.attach(ifindex, xdp_mode(args.mode))) {
             let _ = dev.detach(iface);
             return Err(e);
         }
     }
     println!(
-        "{} attached to {iface} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
+        "{} attached to {iface} in netns {} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
         policy.filter,
+        netns::display(ns),
         hook.as_str(),
         policy.fuel,
         policy.on_fault.as_str()
     );
     Ok(())
-}
-
-/// Loads xdp-bridge and attaches it to `ifindex` with a pinned bpf link.
-fn attach_bridge(ifindex: u32, mode: XdpMode, dir: &Path) -> Result<()> {
-    ensure_bpffs()?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let bridge = wasmfw_xdp_bridge::Bridge::load()?;
-    let mode = match mode {
-        XdpMode::Skb => wasmfw_xdp_bridge::Mode::Skb,
-        XdpMode::Native => wasmfw_xdp_bridge::Mode::Native,
-    };
-    bridge.attach_pinned(ifindex, mode, &dir.join("link"))
 }
 
 /// `test-run`: loads the filter, runs every packet of the capture
@@ -508,7 +527,17 @@ fn age(secs: u64) -> String {
     }
 }
 
+/// `--iface` of stats/poll: that interface in this namespace.
+fn only(iface: Option<&str>) -> Result<Option<(u64, &str)>> {
+    iface.map(|i| Ok((netns::current()?, i))).transpose()
+}
+
+fn nothing_on(iface: &str) -> anyhow::Error {
+    anyhow!("nothing attached on {iface} by wasmfw (network namespace {})", netns::current().map(netns::display).unwrap_or_default())
+}
+
 pub fn status(json: bool) -> Result<()> {
+    check_privileges("reading the attachments of every network namespace")?;
     let list = entries(None)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -518,11 +547,15 @@ pub fn status(json: bool) -> Result<()> {
         println!("no filters attached");
         return Ok(());
     }
-    println!("{:<15} {:<6} {:<10} {:<10} {:<12} {:<10} POLICY", "IFACE", "ENGINE", "HOOK", "STATE", "FILTER", "LOADED");
+    println!(
+        "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<10} POLICY",
+        "NETNS", "IFACE", "ENGINE", "HOOK", "STATE", "FILTER", "LOADED"
+    );
     for e in &list {
         let hook = if e.mode.is_empty() { e.hook.clone() } else { format!("{}/{}", e.hook, e.mode) };
         println!(
-            "{:<15} {:<6} {:<10} {:<10} {:<12} {:<10} {}",
+            "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<10} {}",
+            e.netns,
             e.iface,
             e.engine,
             hook,
@@ -531,14 +564,18 @@ pub fn status(json: bool) -> Result<()> {
             age(e.loaded_at),
             e.policy.as_deref().unwrap_or("-")
         );
+        if let Some(why) = &e.gone {
+            println!("    gone: {why}");
+        }
     }
     Ok(())
 }
 
 pub fn stats(iface: Option<&str>, json: bool) -> Result<()> {
-    let list = entries(iface)?;
+    check_privileges("reading filter counters")?;
+    let list = entries(only(iface)?)?;
     if let (Some(i), true) = (iface, list.is_empty()) {
-        bail!("nothing attached on {i} by wasmfw");
+        return Err(nothing_on(i));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -548,19 +585,27 @@ pub fn stats(iface: Option<&str>, json: bool) -> Result<()> {
         println!("no filters attached");
     }
     for e in &list {
-        println!("{} {} ({}): {}", e.iface, e.filter, e.engine, counters_text(e));
+        let state = if e.attached { String::new() } else { " GONE".to_string() };
+        println!("{} {} {} ({}){state}: {}", e.netns, e.iface, e.filter, e.engine, counters_text(e));
     }
     Ok(())
 }
 
 pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>) -> Result<()> {
+    check_privileges("reading filter counters")?;
     let interval = Duration::from_secs(interval.max(1));
-    let mut prev = entries(iface)?;
+    let only = only(iface)?;
+    let mut prev = entries(only)?;
     if let (Some(i), true) = (iface, prev.is_empty()) {
-        bail!("nothing attached on {i} by wasmfw");
+        return Err(nothing_on(i));
     }
     // The programs' aya-log records (if loaded with WASMFW_EBPF_LOG=...).
-    let mut loggers: Vec<_> = prev.iter().filter_map(|e| e.prog_id).filter_map(|id| wasmfw_ebpf::program_logger(id).ok()).collect();
+    let mut loggers: Vec<_> = prev
+        .iter()
+        .filter(|e| e.engine == "ebpf")
+        .filter_map(|e| e.prog_id)
+        .filter_map(|id| wasmfw_ebpf::program_logger(id).ok())
+        .collect();
     let mut t0 = Instant::now();
     let mut n = 0u64;
     while count.is_none_or(|c| n < c) {
@@ -568,11 +613,11 @@ pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>) -> Result<()
         for l in &mut loggers {
             l.flush();
         }
-        let cur = entries(iface)?;
+        let cur = entries(only)?;
         let secs = t0.elapsed().as_secs_f64();
         t0 = Instant::now();
         for e in &cur {
-            let before = prev.iter().find(|p| p.iface == e.iface);
+            let before = prev.iter().find(|p| p.iface == e.iface && p.netns_ino == e.netns_ino);
             let rates: Vec<String> = e
                 .counters
                 .iter()
@@ -581,7 +626,7 @@ pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>) -> Result<()
                     format!("{k}={:.0}/s", d as f64 / secs)
                 })
                 .collect();
-            println!("{} {}: {}", e.iface, e.filter, rates.join(" "));
+            println!("{} {} {}: {}", e.netns, e.iface, e.filter, rates.join(" "));
         }
         prev = cur;
         n += 1;

@@ -63,13 +63,12 @@ impl Lab {
         lab
     }
 
-    /// `wasmfw` in the receiving namespace (nsenter keeps /sys/fs/bpf).
+    /// `wasmfw` in the receiving namespace, through `ip netns exec` as
+    /// users run it (a private mount namespace and /sys that end with the
+    /// command: the attachment must outlive them).
     fn wasmfw(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{NS_B}"))
-            .arg(env!("CARGO_BIN_EXE_wasmfw"))
-            .args(args)
-            .env("WASMFW_STATE_DIR", self.state.path());
+        let mut c = in_ns(NS_B, &[env!("CARGO_BIN_EXE_wasmfw")]);
+        c.args(args).env("WASMFW_STATE_DIR", self.state.path());
         sh(&mut c)
     }
 
@@ -186,6 +185,7 @@ fn ebpf_engine_on_veth() {
     }
 
     // --- icmp_drop: ping fails, TCP and UDP pass --------------------------
+    // (after `ip netns exec` has exited: the attachment is the interface's)
     assert!(!lab.ping(3), "ping got through icmp_drop");
     assert!(lab.tcp_from(IP_A, 8080), "TCP blocked by icmp_drop");
     assert!(lab.udp_from(IP_A), "UDP blocked by icmp_drop");
@@ -201,6 +201,8 @@ fn ebpf_engine_on_veth() {
     let status = lab.wasmfw_ok(&["status", "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(st[0]["iface"], IF_B);
+    assert_eq!(st[0]["netns"], NS_B);
+    assert_eq!(st[0]["attached"], true);
     assert_eq!(st[0]["engine"], "ebpf");
     assert_eq!(st[0]["filter"], "icmp_drop");
     assert_eq!(st[0]["hook"], "xdp");
@@ -263,4 +265,102 @@ fn ebpf_engine_on_veth() {
     assert!(lab.ping(1), "ping fails after unload");
     let st = lab.wasmfw_ok(&["status", "--json"]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&st).unwrap(), serde_json::json!([]));
+}
+
+/// (network namespace, interface) is the key: the same interface name in
+/// two namespaces, loaded through `ip netns exec` and `nsenter`, each
+/// dropping ping; `status` tells them apart and tells the truth once an
+/// interface or a namespace is gone.
+#[test]
+fn same_iface_name_in_two_namespaces() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED same_iface_name_in_two_namespaces: {why}");
+        return;
+    }
+    const PAIRS: [(&str, &str); 2] = [("wfs-a", "wfs-b"), ("wfs-c", "wfs-d")];
+    struct Nets(tempfile::TempDir);
+    impl Drop for Nets {
+        fn drop(&mut self) {
+            for (a, b) in PAIRS {
+                let _ = sh(Command::new("ip").args(["netns", "del", a]));
+                let _ = sh(Command::new("ip").args(["netns", "del", b]));
+            }
+        }
+    }
+    let nets = Nets(tempfile::tempdir().unwrap());
+    let state = nets.0.path().to_path_buf();
+    let wasmfw = |launcher: &[&str], args: &[&str]| {
+        let mut c = Command::new(launcher[0]);
+        c.args(&launcher[1..]).arg(env!("CARGO_BIN_EXE_wasmfw")).args(args).env("WASMFW_STATE_DIR", &state);
+        sh(&mut c)
+    };
+    for (a, b) in PAIRS {
+        let _ = sh(Command::new("ip").args(["netns", "del", a]));
+        let _ = sh(Command::new("ip").args(["netns", "del", b]));
+        ip(&["netns", "add", a]);
+        ip(&["netns", "add", b]);
+        ip(&["link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b]);
+        ip(&["-n", a, "addr", "add", "10.202.0.1/24", "dev", "va"]);
+        ip(&["-n", b, "addr", "add", "10.202.0.2/24", "dev", "vb"]);
+        ip(&["-n", a, "link", "set", "va", "up"]);
+        ip(&["-n", b, "link", "set", "vb", "up"]);
+    }
+    let ping = |a: &str| sh(&mut in_ns(a, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.202.0.2"])).status.success();
+    assert!(ping("wfs-a") && ping("wfs-c"), "no connectivity before loading");
+    let icmp = root().join("policies/icmp.toml");
+    let icmp = icmp.to_str().unwrap();
+    let out = wasmfw(&["ip", "netns", "exec", "wfs-b"], &["load", icmp, "--iface", "vb", "--engine", "ebpf"]);
+    assert!(out.status.success(), "ip netns exec load: {}", String::from_utf8_lossy(&out.stderr));
+    let out = wasmfw(&["nsenter", "--net=/run/netns/wfs-d"], &["load", icmp, "--iface", "vb", "--engine", "ebpf"]);
+    assert!(out.status.success(), "nsenter load of the same name elsewhere: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!ping("wfs-a"), "ping passes in wfs-b after ip netns exec exited");
+    assert!(!ping("wfs-c"), "ping passes in wfs-d");
+
+    let status = |args: &[&str]| -> Vec<(String, String, bool)> {
+        let out = wasmfw(&["env"], args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut l: Vec<_> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["netns"].as_str().unwrap().to_string(), e["iface"].as_str().unwrap().to_string(), e["attached"].as_bool().unwrap()))
+            .collect();
+        l.sort();
+        l
+    };
+    let st = status(&["status", "--json"]);
+    assert_eq!(st, vec![("wfs-b".into(), "vb".into(), true), ("wfs-d".into(), "vb".into(), true)]);
+    // Per-namespace counters: 2 pings dropped in each.
+    for ns in ["wfs-b", "wfs-d"] {
+        let out = wasmfw(&["env"], &["--netns", ns, "stats", "--iface", "vb", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+        assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(n(&v[0]["counters"], "echo_dropped"), 2, "{ns}: {v}");
+    }
+
+    // Unload in one namespace leaves the other's filter in place.
+    let out = wasmfw(&["env"], &["--netns", "wfs-d", "unload", "--iface", "vb"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(ping("wfs-c"), "wfs-d still drops after its unload");
+    assert!(!ping("wfs-a"), "wfs-b's filter went with wfs-d's");
+
+    // The interface goes away: GONE, never attached; unload clears it.
+    ip(&["-n", "wfs-b", "link", "del", "vb"]);
+    assert_eq!(status(&["status", "--json"]), vec![("wfs-b".into(), "vb".into(), false)]);
+    let out = wasmfw(&["ip", "netns", "exec", "wfs-b"], &["unload", "--iface", "vb"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(&["status", "--json"]), vec![]);
+
+    // The namespace goes away with a filter attached: GONE, and it is freed.
+    ip(&["link", "add", "va", "netns", "wfs-a", "type", "veth", "peer", "name", "vb", "netns", "wfs-b"]);
+    ip(&["-n", "wfs-b", "link", "set", "vb", "up"]);
+    let out = wasmfw(&["ip", "netns", "exec", "wfs-b"], &["load", icmp, "--iface", "vb", "--engine", "ebpf"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ip(&["netns", "del", "wfs-b"]);
+    let st = status(&["status", "--json"]);
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert!(!st[0].2, "a filter in a deleted namespace is reported attached: {st:?}");
+    // Its peer went with it (no namespace leak): wfs-a has no va any more.
+    assert!(!sh(Command::new("ip").args(["-n", "wfs-a", "link", "show", "va"])).status.success(), "veth peer survived its namespace");
 }

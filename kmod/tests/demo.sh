@@ -11,9 +11,8 @@ pair_up
 banner "two network namespaces: wfa (va 10.0.0.1) <-veth-> wfb (vb 10.0.0.2)"
 banner "before: ping 10.0.0.2 from wfa"
 A ping -c 3 -i 0.2 -W 1 10.0.0.2 || true
-# nsenter, not ip netns exec: the XDP bridge is pinned in /sys/fs/bpf,
-# which ip netns exec hides behind a fresh /sys.
-wfx() { nsenter --net=/run/netns/wfb "$W" "$@"; }
+# As a user would: the attachment outlives `ip netns exec` (netlink XDP).
+wfx() { ip netns exec wfb "$W" "$@"; }
 banner "in wfb: wasmfw load target/filters/icmp_drop.wasm --iface vb   (XDP, the default hook)"
 wfx load target/filters/icmp_drop.wasm --iface vb
 wfx status

@@ -35,8 +35,8 @@ for t in "${tests[@]}"; do
   ip -all netns delete 2>/dev/null
   if grep -q '^wasmfw ' /proc/modules && [[ -n $("$WASMFW_REPO/target/release/wasmfw" status --json 2>/dev/null | jq -r '.[]?.iface' 2>/dev/null) ]]; then
     echo "  [$t] filters left loaded: rmmod wasmfw"
-    # A pinned xdp-bridge link keeps the module (its kfunc) in use.
-    rm -rf /sys/fs/bpf/wasmfw/* 2>/dev/null
+    # An attached xdp-bridge keeps the module (its kfunc) in use.
+    for i in $(ip -o link show | sed -n 's/^[0-9]*: \([^:@]*\).* xdp.*/\1/p'); do ip link set dev "$i" xdp off; done
     rmmod wasmfw || true
   fi
 done

@@ -10,8 +10,11 @@ pass=0 fail=0
 ok() { echo "ok $1"; pass=$((pass + 1)); }
 bad() { echo "FAILED $1${2:+: $2}"; fail=$((fail + 1)); }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-inb() { nsenter --net=/run/netns/b "$@"; }   # keeps /sys/fs/bpf (ip netns exec remounts /sys)
+# `ip netns exec` as users run it: a private mount namespace and a fresh
+# /sys that die with the command. The attachment must outlive it.
+inb() { ip netns exec b "$@"; }
 ping_ok() { ip netns exec a ping -c "${1:-2}" -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1; }
+export -f inb ping_ok   # used inside `bash -c` checks below
 tcp_ok() {
   inb python3 -c 'import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("10.0.0.2",8080));s.listen();s.settimeout(5);c,_=s.accept();c.send(b"ok")' &
   sleep 0.5
@@ -30,9 +33,11 @@ ip -n a link set va up; ip -n b link set vb up
 check "xdp: ping before load" ping_ok
 
 out=$(inb "$W" load "$R/target/filters/icmp_drop.wasm" --iface vb 2>&1); echo "$out"
-check "xdp: wasmfw load icmp_drop.wasm --iface vb (default hook xdp)" grep -q "hook xdp" <<<"$out"
-check "xdp: bridge program attached" bash -c "ip -n b link show vb | grep -q xdp"
-check "xdp: ping dropped" bash -c "! ip netns exec a ping -c 3 -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1"
+check "xdp: ip netns exec b wasmfw load icmp_drop.wasm --iface vb (default hook xdp)" grep -q "hook xdp" <<<"$out"
+check "xdp: bridge program attached after the command exited" bash -c "ip -n b link show vb | grep -q xdp"
+check "xdp: ping dropped (3 of 3) after ip netns exec exited" bash -c "! ip netns exec a ping -c 3 -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1"
+check "xdp: status from the initial namespace: attached on vb in netns b" bash -c \
+  "$W status --json | python3 -c 'import json,sys;l=json.load(sys.stdin);assert [(e[\"netns\"],e[\"iface\"],e[\"attached\"]) for e in l]==[(\"b\",\"vb\",True)],l'"
 check "xdp: TCP passes" tcp_ok
 d=$(counter echo_dropped); echo "echo_dropped=$d"
 check "xdp: echo_dropped counts the pings (3)" test "$d" = 3
@@ -40,12 +45,29 @@ inb "$W" status
 check "xdp: unload" inb "$W" unload --iface vb
 check "xdp: bridge gone after unload" bash -c "! ip -n b link show vb | grep -q xdp"
 check "xdp: ping after unload" ping_ok
+check "xdp: unload twice is an error" bash -c "! inb $W unload --iface vb"
+
+# Two namespaces with an interface of the same name: (netns, iface) is the key.
+ip netns add c; ip netns add d
+ip link add va type veth peer name vb
+ip link set va netns c; ip link set vb netns d
+ip -n c addr add 10.0.0.1/24 dev va; ip -n d addr add 10.0.0.2/24 dev vb
+ip -n c link set va up; ip -n d link set vb up
+check "xdp: load on vb in b (nsenter)" nsenter --net=/run/netns/b "$W" load "$R/policies/icmp.toml" --iface vb
+check "xdp: load on vb in d (ip netns exec), same name" ip netns exec d "$W" load "$R/policies/icmp.toml" --iface vb
+check "xdp: both drop ping" bash -c "! ping_ok 2 && ! ip netns exec c ping -c 2 -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1"
+check "xdp: status shows both, by namespace" bash -c \
+  "$W status --json | python3 -c 'import json,sys;l=json.load(sys.stdin);assert sorted((e[\"netns\"],e[\"iface\"],e[\"attached\"]) for e in l)==[(\"b\",\"vb\",True),(\"d\",\"vb\",True)],l'"
+check "xdp: unload in d (--netns d) leaves b's" "$W" --netns d unload --iface vb
+check "xdp: d passes, b still drops" bash -c "ip netns exec c ping -c 2 -i 0.2 -W 1 10.0.0.2 >/dev/null && ! ping_ok 2"
+check "xdp: unload in b" inb "$W" unload --iface vb
+ip netns del c; ip netns del d
 
 check "xdp: load policies/icmp.toml" inb "$W" load "$R/policies/icmp.toml" --iface vb
 check "xdp: policy drops ping" bash -c "! ip netns exec a ping -c 2 -i 0.2 -W 1 10.0.0.2 >/dev/null 2>&1"
 check "xdp: replace with l4-dos under ping flood" bash -c "
   ip netns exec a ping -f -c 2000 -W 1 10.0.0.2 >/dev/null 2>&1 & p=\$!
-  nsenter --net=/run/netns/b $W load $R/policies/l4-dos.toml --iface vb --replace; rc=\$?
+  ip netns exec b $W load $R/policies/l4-dos.toml --iface vb --replace; rc=\$?
   wait \$p; exit \$rc"
 check "xdp: after replace ping passes (l4_dos does not drop ICMP)" ping_ok
 check "xdp: unload again" inb "$W" unload --iface vb
@@ -70,7 +92,7 @@ check "xdp: unload l4-dos" inb "$W" unload --iface vb
 if ip link show eth0 >/dev/null 2>&1; then
   ip link set eth0 up
   check "xdp: (cd target/filters && wasmfw load icmp_drop.wasm --iface eth0)" bash -c "cd $R/target/filters && $W load icmp_drop.wasm --iface eth0"
-  check "xdp: status lists eth0" bash -c "$W status | grep -q '^eth0 .*wasm .*xdp'"
+  check "xdp: status lists eth0" bash -c "$W status | grep -q ' eth0 .*wasm .*xdp'"
   check "xdp: unload eth0" "$W" unload --iface eth0
 fi
 

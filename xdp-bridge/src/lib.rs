@@ -11,9 +11,9 @@
 //! offset pointing at it (`docs/xdp-bridge.md`).
 
 mod btf;
+pub mod netlink;
 mod sys;
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -47,7 +47,7 @@ pub struct Bridge {
 }
 
 /// XDP attach mode.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Skb,
     Native,
@@ -64,21 +64,17 @@ impl Bridge {
     pub fn load_calling(kfunc: &str) -> Result<Bridge> {
         let (btf_fd, btf_id) = find_kfunc(MODULE, kfunc)?;
         let insns = program(btf_id);
-        let prog = sys::prog_load_xdp(&insns, &[btf_fd.as_raw_fd(), btf_fd.as_raw_fd()], "wasmfw_bridge")
+        let prog = sys::prog_load_xdp(&insns, &[btf_fd.as_raw_fd(), btf_fd.as_raw_fd()], PROG_NAME)
             .context("loading the xdp-bridge program")?;
         Ok(Bridge { prog })
     }
 
-    /// Attaches with a bpf link on `ifindex`; the link is pinned at `pin`
-    /// so the attachment outlives this process. Removing the pin detaches.
-    pub fn attach_pinned(&self, ifindex: u32, mode: Mode, pin: &Path) -> Result<()> {
-        let flags = match mode {
-            Mode::Skb => 1 << 1,    // XDP_FLAGS_SKB_MODE
-            Mode::Native => 1 << 2, // XDP_FLAGS_DRV_MODE
-        };
-        let link = sys::link_create_xdp(self.prog.as_raw_fd(), ifindex, flags).context("attaching xdp-bridge")?;
-        let path = CString::new(pin.as_os_str().as_encoded_bytes()).context("pin path")?;
-        sys::obj_pin(link.as_raw_fd(), &path).with_context(|| format!("pinning the link at {}", pin.display()))
+    /// Attaches at XDP on `ifindex` through netlink ([`netlink`]): the
+    /// attachment belongs to the interface and outlives this process,
+    /// whatever mount namespace it runs in. Returns the program id.
+    pub fn attach(&self, ifindex: u32, mode: Mode) -> Result<u32> {
+        netlink::attach(ifindex, self.prog.as_raw_fd(), mode).context("attaching xdp-bridge")?;
+        Ok(sys::prog_id_name(self.prog.as_raw_fd())?.0)
     }
 
     /// BPF_PROG_TEST_RUN: the XDP verdict and the kernel's mean ns per run.
@@ -86,6 +82,24 @@ impl Bridge {
     pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<(u32, u32)> {
         sys::prog_test_run(self.prog.as_raw_fd(), packet, repeat)
     }
+}
+
+/// The name the bridge program is loaded with (what `bpftool prog` shows).
+pub const PROG_NAME: &str = "wasmfw_bridge";
+
+/// The XDP program attached on `ifindex` in this namespace: its id, mode
+/// and name, if any.
+pub fn attached(ifindex: u32) -> Result<Option<(netlink::Attached, String)>> {
+    let Some(a) = netlink::query(ifindex)? else { return Ok(None) };
+    let name = sys::prog_get_fd_by_id(a.prog_id).and_then(|fd| sys::prog_id_name(fd.as_raw_fd())).map(|(_, n)| n)?;
+    Ok(Some((a, name)))
+}
+
+/// Detaches the XDP program with id `prog_id` from `ifindex`, if it is
+/// still the one attached (another program is left alone).
+pub fn detach(ifindex: u32, prog_id: u32, mode: Mode) -> Result<()> {
+    let fd = sys::prog_get_fd_by_id(prog_id)?;
+    netlink::detach(ifindex, fd.as_raw_fd(), mode)
 }
 
 /// An XDP program that only returns XDP_PASS: the test-run floor.

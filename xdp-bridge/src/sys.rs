@@ -23,12 +23,11 @@ impl Insn {
 }
 
 const BPF_PROG_LOAD: libc::c_int = 5;
-const BPF_OBJ_PIN: libc::c_int = 6;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 pub const BPF_BTF_GET_FD_BY_ID: libc::c_int = 19;
 pub const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 pub const BPF_BTF_GET_NEXT_ID: libc::c_int = 23;
-const BPF_LINK_CREATE: libc::c_int = 28;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
 
@@ -106,38 +105,52 @@ pub fn prog_load_xdp(insns: &[Insn], fd_array: &[i32], name: &str) -> Result<Own
 
 #[repr(C)]
 #[derive(Default)]
-struct LinkCreate {
-    prog_fd: u32,
-    target_ifindex: u32,
-    attach_type: u32,
-    flags: u32,
-    _rest: [u64; 4],
+struct GetFdById {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+    _pad: u32,
 }
 
-pub fn link_create_xdp(prog: i32, ifindex: u32, flags: u32) -> Result<OwnedFd> {
-    let mut attr = LinkCreate { prog_fd: prog as u32, target_ifindex: ifindex, attach_type: BPF_XDP, flags, ..Default::default() };
-    match bpf(BPF_LINK_CREATE, &mut attr) {
-        Ok(rc) => Ok(fd(rc)),
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-            Err(anyhow!("BPF_LINK_CREATE: {e} (another XDP program is attached to this interface)"))
-        }
-        Err(e) => Err(anyhow!("BPF_LINK_CREATE: {e}")),
-    }
+/// An fd of the program with this id (needs CAP_SYS_ADMIN).
+pub fn prog_get_fd_by_id(id: u32) -> Result<OwnedFd> {
+    let mut attr = GetFdById { id, ..Default::default() };
+    bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map(fd).map_err(|e| anyhow!("BPF_PROG_GET_FD_BY_ID {id}: {e}"))
+}
+
+/// The head of `struct bpf_prog_info` (the kernel fills what fits).
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfo {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; 16],
 }
 
 #[repr(C)]
 #[derive(Default)]
-struct ObjPin {
-    pathname: u64,
+struct GetInfo {
     bpf_fd: u32,
-    file_flags: u32,
-    path_fd: i32,
-    _pad: u32,
+    info_len: u32,
+    info: u64,
 }
 
-pub fn obj_pin(fd: i32, path: &CStr) -> Result<()> {
-    let mut attr = ObjPin { pathname: path.as_ptr() as u64, bpf_fd: fd as u32, ..Default::default() };
-    bpf(BPF_OBJ_PIN, &mut attr).map(|_| ()).map_err(|e| anyhow!("BPF_OBJ_PIN: {e}"))
+/// (id, name) of a loaded program.
+pub fn prog_id_name(prog: i32) -> Result<(u32, String)> {
+    let mut info = ProgInfo::default();
+    let mut attr = GetInfo { bpf_fd: prog as u32, info_len: size_of::<ProgInfo>() as u32, info: &mut info as *mut _ as u64 };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map_err(|e| anyhow!("BPF_OBJ_GET_INFO_BY_FD: {e}"))?;
+    let name = CStr::from_bytes_until_nul(&info.name).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok((info.id, name))
 }
 
 #[repr(C)]

@@ -18,8 +18,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
-use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader, VerifierLogLevel};
 use wasmfw_ebpf_common as common;
 use wasmfw_policy::Param;
@@ -73,15 +72,6 @@ impl Twin {
             Twin::DnsBlock => &DNS_COUNTERS,
         };
         COMMON_COUNTERS.iter().chain(own).copied().collect()
-    }
-
-    /// Maps holding state or configuration (pinned next to the counters).
-    fn state_maps(self) -> &'static [&'static str] {
-        match self {
-            Twin::IcmpDrop => &["icmp_cfg", "icmp_from", "icmp_to"],
-            Twin::L4Dos => &["l4_cfg", "allow", "blocked_ports", "syn_buckets", "udp_buckets"],
-            Twin::DnsBlock => &["dns_cfg", "dns_names", "dns_scratch"],
-        }
     }
 }
 
@@ -324,9 +314,6 @@ impl Loaded {
     pub fn program(&self) -> &Xdp {
         self.ebpf.program(self.twin.name()).expect("loaded").try_into().expect("xdp")
     }
-    fn program_mut(&mut self) -> &mut Xdp {
-        self.ebpf.program_mut(self.twin.name()).expect("loaded").try_into().expect("xdp")
-    }
 
     /// Runs the program once on a frame (BPF_PROG_TEST_RUN): XDP_PASS / XDP_DROP.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32> {
@@ -349,46 +336,12 @@ impl Loaded {
         Ok(out)
     }
 
-    /// Attaches to `iface` and pins program, link and maps under `dir`
-    /// (created; must be on a bpffs) so they stay after this process exits.
-    /// Returns the program id.
-    pub fn attach_pinned(mut self, iface: &str, mode: XdpMode, dir: &Path) -> Result<u32> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let result = (|| -> Result<u32> {
-            let twin = self.twin;
-            for name in twin.counters().into_iter().chain(twin.state_maps().iter().copied()) {
-                let m = self.ebpf.map(name).ok_or_else(|| anyhow!("no map {name}"))?;
-                m.pin(dir.join(name)).with_context(|| format!("pinning map {name}"))?;
-            }
-            let prog = self.program_mut();
-            prog.pin(dir.join("prog")).context("pinning the program")?;
-            let id = prog.info()?.id();
-            let link_id = prog.attach(iface, mode).map_err(|e| attach_error(iface, e))?;
-            let link = prog.take_link(link_id)?;
-            let fd_link: FdLink = link
-                .try_into()
-                .map_err(|_| anyhow!("the kernel attached {iface} through netlink, not a bpf_link; cannot pin it (kernel >= 5.9 needed)"))?;
-            fd_link.pin(dir.join("link")).context("pinning the link")?;
-            Ok(id)
-        })();
-        if result.is_err() {
-            let _ = unpin_dir(dir);
-        }
-        result
-    }
-}
-
-fn attach_error(iface: &str, e: ProgramError) -> anyhow::Error {
-    let busy = match &e {
-        ProgramError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::EBUSY) || s.io_error.raw_os_error() == Some(libc::EEXIST),
-        _ => false,
-    };
-    if busy {
-        anyhow!("another XDP program is already attached on {iface} (detach it first, e.g. `ip link set dev {iface} xdp off`)")
-    } else if matches!(e, ProgramError::UnknownInterface { .. }) {
-        anyhow!("no interface '{iface}'")
-    } else {
-        anyhow!("attaching to {iface}: {e}")
+    /// The loaded program's fd, to attach it (the caller attaches through
+    /// netlink: `wasmfw_xdp_bridge::netlink`) and its id.
+    pub fn prog_fd_and_id(&self) -> Result<(std::os::fd::RawFd, u32)> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let prog = self.program();
+        Ok((prog.fd()?.as_fd().as_raw_fd(), prog.info()?.id()))
     }
 }
 
@@ -398,52 +351,29 @@ fn test_run(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<(u32, Duration)> {
     Ok((r.return_value, r.duration))
 }
 
-/// Detaches (removing the pinned link detaches it) and removes every pin
-/// under `dir`, then `dir`.
-pub fn unpin_dir(dir: &Path) -> Result<()> {
-    let link = dir.join("link");
-    if link.exists() {
-        match PinnedLink::from_pin(&link) {
-            Ok(l) => drop(l.unpin()?),
-            Err(_) => std::fs::remove_file(&link)?,
+/// Counters of a loaded twin found by its program id (the program's maps,
+/// by name; no pins needed), summed over CPUs, `packets`, `pass`, `drop`
+/// first. Needs CAP_SYS_ADMIN.
+pub fn counters_of_prog(twin: Twin, prog_id: u32) -> Result<Vec<(String, u64)>> {
+    let info = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .find(|p| p.id() == prog_id)
+        .ok_or_else(|| anyhow!("no loaded program with id {prog_id}"))?;
+    let mut by_name = BTreeMap::new();
+    for id in info.map_ids()?.unwrap_or_default() {
+        let mi = aya::maps::MapInfo::from_id(id)?;
+        if let Some(name) = mi.name_as_str() {
+            by_name.insert(name.to_string(), id);
         }
     }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            std::fs::remove_file(e.path()).with_context(|| format!("removing {}", e.path().display()))?;
-        }
-    }
-    if dir.exists() {
-        std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-/// True if `dir` holds a pinned link (the program is attached).
-pub fn is_pinned(dir: &Path) -> bool {
-    dir.join("link").exists()
-}
-
-/// Counters of a pinned twin, summed over CPUs; counters whose pin is
-/// missing are left out.
-pub fn pinned_counters(twin: Twin, dir: &Path) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     for name in twin.counters() {
-        let p = dir.join(name);
-        if !p.exists() {
-            continue;
-        }
-        let data = MapData::from_pin(&p).with_context(|| format!("opening {}", p.display()))?;
+        let Some(&id) = by_name.get(name) else { continue };
+        let data = MapData::from_id(id)?;
         let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
         out.push((name.to_string(), arr.get(&0, 0)?.iter().sum()));
     }
     Ok(out)
-}
-
-/// The program id of a pinned twin.
-pub fn pinned_program_id(dir: &Path) -> Option<u32> {
-    let data = aya::programs::ProgramInfo::from_pin(dir.join("prog")).ok()?;
-    Some(data.id())
 }
 
 // ---- bench helpers ------------------------------------------------------------
