@@ -109,6 +109,55 @@ struct Counter {
     value: u64,
 }
 
+/// A map a filter declared (`struct wasmfw_map_info`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MapInfo {
+    name: [u8; 32],
+    /// 1 hash, 2 per-CPU array.
+    pub kind: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+impl MapInfo {
+    pub fn name(&self) -> String {
+        cstr(&self.name)
+    }
+}
+
+pub const MAP_HASH: u32 = 1;
+pub const MAP_PERCPU_ARRAY: u32 = 2;
+const MAP_UPDATE: u32 = 1;
+const MAP_DELETE: u32 = 2;
+
+#[repr(C)]
+struct MapOp {
+    id: u32,
+    op: u32,
+    map: [u8; 32],
+    key: u64,
+    value: u64,
+    key_len: u32,
+    value_len: u32,
+    result: i32,
+    pad: u32,
+}
+
+#[repr(C)]
+struct MapDump {
+    id: u32,
+    cursor: u32,
+    map: [u8; 32],
+    buf: u64,
+    cap: u64,
+    len: u64,
+}
+
+/// Bytes one MAP_DUMP call returns at most.
+const MAP_DUMP_PAGE: usize = 1 << 20;
+
 #[repr(C)]
 struct TestRun {
     id: u32,
@@ -133,6 +182,9 @@ const IOC_DETACH: u64 = ioc(W, 3, size_of::<Detach>());
 const IOC_UNLOAD: u64 = ioc(W, 4, size_of::<Unload>());
 const IOC_LIST: u64 = ioc(R | W, 5, size_of::<List>());
 const IOC_COUNTERS: u64 = ioc(R | W, 6, size_of::<IdList>());
+const IOC_MAPS: u64 = ioc(R | W, 7, size_of::<IdList>());
+const IOC_MAP_OP: u64 = ioc(R | W, 8, size_of::<MapOp>());
+const IOC_MAP_DUMP: u64 = ioc(R | W, 9, size_of::<MapDump>());
 const IOC_TEST_RUN: u64 = ioc(R | W, 10, size_of::<TestRun>());
 
 fn cstr(b: &[u8]) -> String {
@@ -255,6 +307,56 @@ impl Device {
         self.ioctl(IOC_COUNTERS, &mut req).map_err(|e| explain("reading counters", e))?;
         buf.truncate(req.count.min(64) as usize);
         Ok(buf.iter().map(|c| (cstr(&c.name), c.value)).collect())
+    }
+
+    /// The maps filter `id` declared.
+    pub fn maps(&self, id: u32) -> Result<Vec<MapInfo>> {
+        let mut buf = vec![MapInfo { name: [0; 32], kind: 0, key_size: 0, value_size: 0, max_entries: 0 }; 64];
+        let mut req = IdList { id, cap: 64, buf: buf.as_mut_ptr() as u64, count: 0, pad: 0 };
+        self.ioctl(IOC_MAPS, &mut req).map_err(|e| explain("listing maps", e))?;
+        buf.truncate(req.count.min(64) as usize);
+        Ok(buf)
+    }
+
+    /// Updates (`value` Some) or deletes a key: the ABI result code
+    /// (0 ok, 1 deleted; negative: `wasmfw_abi` error codes).
+    pub fn map_op(&self, id: u32, map: &str, key: &[u8], value: Option<&[u8]>) -> Result<i32> {
+        let mut req = MapOp {
+            id,
+            op: if value.is_some() { MAP_UPDATE } else { MAP_DELETE },
+            map: fixed(map),
+            key: key.as_ptr() as u64,
+            value: value.map_or(0, |v| v.as_ptr() as u64),
+            key_len: key.len() as u32,
+            value_len: value.map_or(0, |v| v.len() as u32),
+            result: 0,
+            pad: 0,
+        };
+        self.ioctl(IOC_MAP_OP, &mut req).map_err(|e| explain(&format!("changing map {map}"), e))?;
+        Ok(req.result)
+    }
+
+    /// Every entry of a map, page by page: (cpu, key, value) records; the
+    /// CPU matters for per-CPU arrays only.
+    pub fn map_dump(&self, id: u32, map: &MapInfo) -> Result<Vec<(u32, Vec<u8>, Vec<u8>)>> {
+        let (ks, vs) = (map.key_size as usize, map.value_size as usize);
+        let rec = 4 + ks + vs;
+        let mut buf = vec![0u8; MAP_DUMP_PAGE];
+        let mut out = Vec::new();
+        let mut cursor = 0u32;
+        loop {
+            let mut req = MapDump { id, cursor, map: map.name, buf: buf.as_mut_ptr() as u64, cap: buf.len() as u64, len: 0 };
+            self.ioctl(IOC_MAP_DUMP, &mut req).map_err(|e| explain(&format!("dumping map {}", map.name()), e))?;
+            let len = (req.len as usize).min(buf.len());
+            for r in buf[..len].chunks_exact(rec) {
+                let cpu = u32::from_ne_bytes(r[..4].try_into().expect("4 bytes"));
+                out.push((cpu, r[4..4 + ks].to_vec(), r[4 + ks..].to_vec()));
+            }
+            if req.cursor == 0 {
+                return Ok(out);
+            }
+            cursor = req.cursor;
+        }
     }
 
     /// Runs filter `id` `repeat` times on `packet` in the kernel: verdict

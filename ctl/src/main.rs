@@ -3,6 +3,7 @@
 mod check;
 mod kmod;
 mod manage;
+mod maps;
 mod netns;
 mod records;
 mod replay;
@@ -127,6 +128,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Read and change the maps of the filter attached on an interface.
+    #[command(subcommand)]
+    Map(maps::MapCmd),
     /// Print per-second counter rates until interrupted (or --count times).
     Poll {
         #[arg(long)]
@@ -168,5 +172,6 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Status { json } => manage::status(json),
         Cmd::Stats { iface, json } => manage::stats(iface.as_deref(), json),
         Cmd::Poll { iface, interval, count } => manage::poll(iface.as_deref(), interval, count),
+        Cmd::Map(cmd) => maps::run(&cmd),
     }
 }

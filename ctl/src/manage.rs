@@ -392,6 +392,27 @@ fn entries(only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// What runs on (`ns`, `iface`): a wasm filter (its id in the module) or
+/// an eBPF twin (its program id).
+pub enum Attached {
+    Wasm(u32),
+    Ebpf(u32),
+}
+
+/// The attachment on (`ns`, `iface`), checked against the kernel.
+pub fn attached_here(ns: u64, iface: &str) -> Result<Attached> {
+    if let Some(info) = kmod_attached(ns, iface)? {
+        return Ok(Attached::Wasm(info.id));
+    }
+    if let Some(mut e) = records::read(ns, iface) {
+        check_ebpf(&mut e);
+        if let (true, Some(id)) = (e.attached, e.prog_id) {
+            return Ok(Attached::Ebpf(id));
+        }
+    }
+    Err(nothing_on(iface))
+}
+
 /// The kernel module's attachment on (`ns`, `iface`), if the module is loaded.
 fn kmod_attached(ns: u64, iface: &str) -> Result<Option<crate::kmod::Info>> {
     if !Path::new(crate::kmod::DEVICE).exists() {

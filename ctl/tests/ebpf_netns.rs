@@ -259,6 +259,23 @@ fn ebpf_engine_on_veth() {
     assert_eq!(n(&c2, "drop"), n(&c2, "syn_limited") + n(&c2, "blocked_port") + n(&c2, "udp_limited"), "{c2}");
     eprintln!("l4_dos: {SYNS} SYNs in {secs:.2}s, syn_limited={limited}; counters {c2}");
 
+    // Maps from the CLI: the flooder has a bucket; blocking port 8080 live
+    // (key: the u16 port in the map's native byte order) changes the next
+    // verdict for a source that connected a moment ago; deleting unblocks.
+    let dump: serde_json::Value =
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "dump", "--iface", IF_B, "syn_buckets", "--json"])).unwrap();
+    let flooder = "00000000000000000000ffff0ac90001"; // ::ffff:10.201.0.1
+    assert!(dump.as_array().unwrap().iter().any(|e| e["key"] == flooder), "no bucket for the flooder: {dump}");
+    let port: String = 8080u16.to_ne_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "blocked_ports", &port, "01"]);
+    assert!(!lab.tcp_from(IP_A2, 8080), "port 8080 still open after `map set blocked_ports`");
+    let got = lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "blocked_ports", &port, "--json"]);
+    assert!(got.contains("\"01\""), "{got}");
+    lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "blocked_ports", &port]);
+    assert!(lab.tcp_from(IP_A2, 8080), "port 8080 still blocked after `map del`");
+    let bad = lab.wasmfw(&["map", "set", "--iface", IF_B, "blocked_ports", "1f", "01"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("2 bytes"), "{bad:?}");
+
     lab.wasmfw_ok(&["unload", "--iface", IF_B]);
     // After unload: the flooder's address connects again, ping works.
     assert!(lab.tcp_from(IP_A, 8080), "TCP still limited after unload");
@@ -361,6 +378,11 @@ fn same_iface_name_in_two_namespaces() {
     let st = status(&["status", "--json"]);
     assert_eq!(st.len(), 1, "{st:?}");
     assert!(!st[0].2, "a filter in a deleted namespace is reported attached: {st:?}");
-    // Its peer went with it (no namespace leak): wfs-a has no va any more.
-    assert!(!sh(Command::new("ip").args(["-n", "wfs-a", "link", "show", "va"])).status.success(), "veth peer survived its namespace");
+    // Its peer goes with it (no namespace leak; the kernel cleans up a
+    // deleted namespace asynchronously): wfs-a has no va any more.
+    let t0 = Instant::now();
+    while sh(Command::new("ip").args(["-n", "wfs-a", "link", "show", "va"])).status.success() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "veth peer survived its namespace for 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

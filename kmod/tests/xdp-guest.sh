@@ -86,6 +86,15 @@ second_source() {
   local rc=$?; wait; return $rc
 }
 check "xdp: second source still connects" second_source
+# Maps from the CLI (wasm engine): the flooder's token bucket is there;
+# deleting it is seen by the next packet, which creates a fresh one.
+fl=00000000000000000000ffff0a000001   # ::ffff:10.0.0.1
+check "xdp: map list: syn_buckets hash 16/16" bash -c "ip netns exec b $W map list --iface vb | grep -qE '^syn_buckets +hash +16 +16 '"
+check "xdp: map dump syn_buckets has the flooder" bash -c "ip netns exec b $W map dump --iface vb syn_buckets --json | grep -q $fl"
+check "xdp: map del the flooder's bucket" ip netns exec b "$W" map del --iface vb syn_buckets "$fl"
+check "xdp: the bucket is gone" bash -c "! ip netns exec b $W map get --iface vb syn_buckets $fl"
+ip netns exec a hping3 -q -S -p 8080 -c 1 10.0.0.2 >/dev/null 2>&1
+check "xdp: the next SYN made a new bucket" ip netns exec b "$W" map get --iface vb syn_buckets "$fl"
 check "xdp: unload l4-dos" inb "$W" unload --iface vb
 
 # The exact command of the docs on the guest's own NIC, if it has one.

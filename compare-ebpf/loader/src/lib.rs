@@ -10,6 +10,8 @@
 //! second toolchain; a run-time lookup keeps `cargo build` working and gives
 //! a one-line "build it with `cargo xtask build-ebpf`" error instead.
 
+pub mod rawmap;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
