@@ -129,7 +129,7 @@ for p in "${plan[@]}"; do
   scratch=$CACHE/scratch/kmod-tests-$name
   rm -rf "$scratch"; mkdir -p "$scratch"
   envs=(--env "WASMFW_KO=$ko")
-  [[ $variant == x86* ]] && envs+=(--env WASMFW_FLOOD=300 --env WASMFW_SYNS=100 --env WASMFW_BG_INTERVAL=0.01)
+  [[ $variant == x86* ]] && envs+=(--env WASMFW_FLOOD=300 --env WASMFW_SYNS=100 --env WASMFW_BG_INTERVAL=0.01 --env WASMFW_ADV_MAX_PACKET_MS=500)
   for e in $extra; do envs+=(--env "$e"); done  # NAME=VALUE words
   if [[ $tests == demo ]]; then init=$here/demo.sh; else init=$here/guest.sh; envs+=(--env "WASMFW_TESTS=$tests"); fi
   say "$name: booting, tests: $tests (log: target/kmod-tests/$name.log)"

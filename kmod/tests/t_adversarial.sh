@@ -32,6 +32,9 @@ CYC=${WASMFW_ADV_CYCLES:-40}
 MAPSECS=${WASMFW_ADV_MAP_SECS:-30}
 FUZZ=${WASMFW_ADV_FUZZ:-20000}
 P=/sys/module/wasmfw/parameters
+tr='' bg=()
+# Background processes hold /dev/wasmfw open or flood: never leave them.
+trap 'kill -KILL $tr "${bg[@]}" 2>/dev/null || true; cleanup' EXIT
 pair_up
 ip -n wfa addr add 10.0.0.3/24 dev va
 grep -q '^wasmfw ' /proc/modules && rmmod wasmfw
@@ -53,30 +56,36 @@ out=$($IO testrun "$id" "$PKT" 20)
 ns=$(sed -n 's/^verdict [0-9]* ns \([0-9]*\)$/\1/p' <<< "$out"); [[ -n $ns ]] || fail "test-run: $out"
 per_pkt=$((ns / 20)); ns_per_kfuel=$((ns / 20 * 1000 / MAXFUEL))
 figure worst_packet_ns "$per_pkt (loop.wasm at WASMFW_MAX_FUEL=$MAXFUEL: $ns_per_kfuel ns per 1000 fuel)"
-# The documented budget: a worst-case packet well under 20 ms even here.
-[[ $per_pkt -lt 20000000 ]] || fail "a packet at the maximum fuel costs $per_pkt ns"
+# The documented budget (~2 ms natively): a worst-case packet under
+# WASMFW_ADV_MAX_PACKET_MS (20; run.sh gives qemu TCG, tens of times
+# slower than the host, more).
+max_ms=${WASMFW_ADV_MAX_PACKET_MS:-20}
+[[ $per_pkt -lt $((max_ms * 1000000)) ]] || fail "a packet at the maximum fuel costs $per_pkt ns (> $max_ms ms)"
 
 # --- 5. test-run: interruptible, and it does not hold the control mutex -------
 $IO testrun "$id" "$PKT" 100000000 > "$D/tr.out" 2>&1 &
 tr=$!
-sleep 1
-t0=$(now); $IO list >/dev/null || fail "LIST during a long test-run"; lat=$(elapsed "$t0")
-say "LIST answered in ${lat}s during a 10^8-run test-run"
-[[ $(echo "$lat < 2" | bc) == 1 ]] || fail "LIST took ${lat}s during a test-run (control mutex held?)"
+sleep 2
+lat=$($IO listtime) || fail "LIST during a long test-run"
+say "one LIST ioctl answered in ${lat}s during a 10^8-run test-run"
+[[ $(echo "$lat < 1" | bc) == 1 ]] || fail "LIST took ${lat}s during a test-run (control mutex held?)"
+figure list_during_testrun_s "$lat"
 kill -TERM "$tr"
 for i in $(seq 30); do kill -0 "$tr" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$tr" 2>/dev/null && { kill -KILL "$tr"; fail "test-run still running 3 s after SIGTERM"; }
+kill -0 "$tr" 2>/dev/null && fail "test-run still running 3 s after SIGTERM"
 wait "$tr" 2>/dev/null || true
+tr=''
 figure testrun_sigterm_exit "< $(echo "$i / 10" | bc -l | cut -c1-3) s"
 $IO unload "$id" >/dev/null
 
 # --- 2 + 3. churn under a multi-source flood with a slow filter -----------------
 slow=$(pol loop "$MAXFUEL" pass); trap_pass=$(pol oob 20000 pass)
-bg=()
-ip netns exec wfa ping -f -q -w 900 10.0.0.2 > "$D/p4" 2>&1 & bg+=($!)
-ip netns exec wfa ping -6 -f -q -w 900 fd00::2 > "$D/p6" 2>&1 & bg+=($!)
-ip netns exec wfa hping3 -q --udp -p 9 -i u200 10.0.0.2 >/dev/null 2>&1 & bg+=($!)
-ip netns exec wfa hping3 -q -S -p 80 -a 10.0.0.3 -i u200 10.0.0.2 >/dev/null 2>&1 & bg+=($!)
+# ping -f, or one ping per WASMFW_BG_INTERVAL s (x86 under TCG), as t_stress.sh.
+bgargs=(-f) gap=u200; [[ -n ${WASMFW_BG_INTERVAL:-} ]] && bgargs=(-i "$WASMFW_BG_INTERVAL") gap=u2000
+ip netns exec wfa ping "${bgargs[@]}" -q -w 900 10.0.0.2 > "$D/p4" 2>&1 & bg+=($!)
+ip netns exec wfa ping -6 "${bgargs[@]}" -q -w 900 fd00::2 > "$D/p6" 2>&1 & bg+=($!)
+ip netns exec wfa hping3 -q --udp -p 9 -i $gap 10.0.0.2 >/dev/null 2>&1 & bg+=($!)
+ip netns exec wfa hping3 -q -S -p 80 -a 10.0.0.3 -i $gap 10.0.0.2 >/dev/null 2>&1 & bg+=($!)
 stop_bg() { kill -INT "${bg[@]}" 2>/dev/null || true; wait "${bg[@]}" 2>/dev/null || true; bg=(); }
 pa0=$(cat $P/packet_allocs)
 t0=$(now)
@@ -133,8 +142,8 @@ figure full_map_dump "$out"
 wf unload --iface vb >/dev/null
 wf load policies/l4-dos.toml --iface vb --hook netfilter >/dev/null 2>&1 || fail "load l4-dos"
 id=$($IO list | awk '{print $2}' | tail -1)
-ip netns exec wfa hping3 -q -S -p 8080 --rand-source -i u100 10.0.0.2 >/dev/null 2>&1 & bg+=($!)
-ip netns exec wfa ping -f -q -w 900 10.0.0.2 > "$D/p4" 2>&1 & bg+=($!)
+ip netns exec wfa hping3 -q -S -p 8080 --rand-source -i $gap 10.0.0.2 >/dev/null 2>&1 & bg+=($!)
+ip netns exec wfa ping "${bgargs[@]}" -q -w 900 10.0.0.2 > "$D/p4" 2>&1 & bg+=($!)
 out=$(timeout $((MAPSECS + 60)) $IO mapchurn "$id" syn_buckets "$MAPSECS" 16 16) || fail "map churn hung or failed: $out"
 snapshot
 stop_bg

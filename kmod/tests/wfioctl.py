@@ -7,6 +7,7 @@ CLI's own checks, so the module's own answers are what gets tested.
     wfioctl.py attach ID HOOK IFNAME      HOOK 1 netfilter, 2 xdp (the module's slot only,
                                           no xdp-bridge program): "attached" or "errno <e>"
     wfioctl.py detach IFNAME              "detached" or "errno <e>"
+    wfioctl.py listtime                   seconds one LIST ioctl takes (no interpreter start-up)
     wfioctl.py list                       one line per filter: "id <n> hook <h> ifindex <i> netns <ino> name <s>"
     wfioctl.py mapfill ID MAP N KSIZE VSIZE   N updates, key i (little-endian, KSIZE bytes)
     wfioctl.py mapdump ID MAP [CAP]       pages through the map: "records <r> pages <p> bytes <b>"
@@ -105,6 +106,12 @@ def main():
             print("detached")
         except OSError as e:
             print("errno", e.errno)
+    elif cmd == "listtime":
+        buf = ctypes.create_string_buffer(64 * 216)
+        req = bytearray(struct.pack(LIST_FMT, ctypes.addressof(buf), 64, 0))
+        t0 = time.monotonic()
+        fcntl.ioctl(fd, IOC_LIST, req)
+        print("%.3f" % (time.monotonic() - t0))
     elif cmd == "list":
         cap = 64
         buf = ctypes.create_string_buffer(cap * 216)
