@@ -8,6 +8,7 @@
 
 #[allow(dead_code)] // run_ebpf (default params) is not used here
 mod ebpf;
+mod fuel;
 mod native;
 mod packets;
 mod xdp;
@@ -400,8 +401,9 @@ fn main() -> Result<()> {
     if let Some(Cmd::Packets { verbose }) = cli.cmd {
         for p in &pkts {
             let fuel = check_verdicts(&policies[p.filter], p, ebpf_ok.is_ok())?;
+            let budget = fuel::budget(p.filter).map_or("-".to_string(), |b| b.to_string());
             println!(
-                "{:<10} {:<28} {:>5} bytes  {:<4}  {fuel} fuel",
+                "{:<10} {:<28} {:>5} bytes  {:<4}  {fuel:>5} fuel (budget {budget})",
                 p.filter,
                 p.what,
                 p.frame.len(),
@@ -537,7 +539,13 @@ fn print_table(opts: &Opts, h: &Host, policies: &BTreeMap<&str, Policy>, rows: &
         }
         Some(n) => println!("  ebpf      {n}"),
     }
-    println!("  fuel      Wasm fuel one packet used (the budget per packet is the policy's fuel, below)");
+    println!("  fuel      Wasm fuel one packet used (the budget per packet is the policy's fuel, below; the");
+    println!(
+        "            SDK keeps each filter under {} / {} / {} for icmp_drop / l4_dos / dns_block: bench/src/fuel.rs)",
+        fuel::ICMP_DROP,
+        fuel::L4_DOS,
+        fuel::DNS_BLOCK
+    );
     println!(
         "  host      {} x {} ({}); figures are from one run on a shared 2-core VM: expect 10%+ noise",
         h.cpus,

@@ -10,7 +10,7 @@
 //! Counters: `blocked`, `malformed`.
 #![no_std]
 
-use wasmfw_filter_sdk::{filter, ArrayVec, Config, Counter, Error, Filter, Link, Packet, Verdict, L4};
+use wasmfw_filter_sdk::{filter, ArrayVec, Config, Counter, Error, Filter, Ip, Link, Verdict};
 
 const DNS_PORT: u16 = 53;
 const DNS_HEADER_LEN: usize = 12;
@@ -41,25 +41,34 @@ impl Filter for DnsBlock {
         })
     }
 
+    #[inline(always)] // copied into the SDK's specialised entry points
     fn filter(&self, packet: &[u8], link: Link) -> Verdict {
-        let Some(Packet { l4: L4::Udp(udp), .. }) = Packet::parse(packet, link) else {
+        let Some(udp) = Ip::parse(packet, link).and_then(|ip| ip.udp()) else {
             return Verdict::Pass;
         };
         let dns = udp.payload;
-        let is_query = match (dns.get(2), dns.get(4..6)) {
-            (Some(flags), Some(qdcount)) => flags & 0x80 == 0 && qdcount != [0, 0],
-            _ => false,
+        let Some(header) = dns.first_chunk::<DNS_HEADER_LEN>() else {
+            return Verdict::Pass;
         };
-        if udp.dst_port != DNS_PORT || dns.len() < DNS_HEADER_LEN || !is_query {
+        let is_query = header[2] & 0x80 == 0 && (header[4] | header[5]) != 0;
+        if udp.dst_port != DNS_PORT || !is_query {
             return Verdict::Pass;
         }
-        let mut name = [0u8; MAX_NAME_LEN];
-        let Some(len) = read_name(dns, DNS_HEADER_LEN, self.max_pointer_hops, &mut name) else {
+        self.check_name(dns)
+    }
+}
+
+impl DnsBlock {
+    /// Reads the first question's name and matches it against the list.
+    /// Out of line: only DNS queries pay for it.
+    #[inline(never)]
+    fn check_name(&self, dns: &[u8]) -> Verdict {
+        let mut name = Name { dns, labels: ArrayVec::new(), text_len: 0 };
+        if read_name(&mut name, DNS_HEADER_LEN, self.max_pointer_hops).is_none() {
             self.malformed.inc();
             return Verdict::Pass;
-        };
-        let name = name.get(..len).unwrap_or(&[]);
-        if self.block.iter().any(|suffix| matches_suffix(name, suffix.as_bytes())) {
+        }
+        if self.block.iter().any(|suffix| name.ends_with(suffix.as_bytes())) {
             self.blocked.inc();
             return Verdict::Drop;
         }
@@ -67,29 +76,103 @@ impl Filter for DnsBlock {
     }
 }
 
-/// Reads the name at `pos` of the DNS message `dns` into `out` as text
-/// (`a.b.c`, no trailing dot) and returns its length, or `None` if it is
+/// Most labels a name of [`MAX_NAME_LEN`] bytes of text can have: each
+/// takes at least one byte and a dot.
+const MAX_LABELS: usize = MAX_NAME_LEN.div_ceil(2);
+
+/// A name read from a DNS message, kept as where its labels are rather than
+/// copied out as text: reading it costs per label, and only the bytes a
+/// suffix needs are ever compared.
+struct Name<'a> {
+    /// The DNS message, from its header.
+    dns: &'a [u8],
+    /// Offsets in `dns` of each label's length byte, in name order; each
+    /// label fits in `dns` (checked by `read_name`).
+    labels: ArrayVec<u32, MAX_LABELS>,
+    /// Length of the text form `a.b.c` (no trailing dot).
+    text_len: usize,
+}
+
+impl Name<'_> {
+    /// The label whose length byte is at `offset` in `dns`.
+    fn label(&self, offset: u32) -> &[u8] {
+        let start = offset as usize + 1;
+        let len = self.dns.get(start - 1).map_or(0, |&b| usize::from(b));
+        self.dns.get(start..start + len).unwrap_or(&[])
+    }
+
+    /// The text equals `suffix` or ends with `.` + `suffix`, ignoring ASCII
+    /// case. Compared from the end, label by label: the text is never
+    /// built, and a label may itself contain a `.`.
+    #[inline(never)]
+    fn ends_with(&self, suffix: &[u8]) -> bool {
+        if suffix.len() > self.text_len {
+            return false;
+        }
+        // What is left of `suffix` to match, against the labels from the last.
+        let mut rest = suffix;
+        for &offset in self.labels.iter().rev() {
+            let label = self.label(offset);
+            let Some(k) = rest.len().checked_sub(label.len()) else {
+                // The suffix starts inside this label, after a `.` of its own.
+                let start = label.len() - rest.len();
+                return eq_ignore_ascii_case(&label[start..], rest) && label[start - 1] == b'.';
+            };
+            if !eq_ignore_ascii_case(label, &rest[k..]) {
+                return false;
+            }
+            if k == 0 {
+                // The suffix starts with this label: at the start of the
+                // text or after the dot before the label.
+                return true;
+            }
+            // The dot between this label and the one before it.
+            if rest[k - 1] != b'.' {
+                return false;
+            }
+            rest = &rest[..k - 1];
+        }
+        false
+    }
+}
+
+/// `a == b` ignoring ASCII case, like `<[u8]>::eq_ignore_ascii_case`, with
+/// equal bytes (the common case) on the short path.
+#[inline(never)]
+fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| x == y || same_letter(x, y))
+}
+
+/// `x` and `y` are one ASCII letter in two cases. Out of line: wasmi
+/// charges a loop's whole body on every iteration, and this is rare.
+#[cold]
+#[inline(never)]
+fn same_letter(x: u8, y: u8) -> bool {
+    x.eq_ignore_ascii_case(&y)
+}
+
+/// Reads the name at `pos` of `name.dns` into `name`; `None` if it is
 /// malformed: a label runs past the message, a length byte is `0b01xxxxxx`
 /// or `0b10xxxxxx`, more than `max_hops` pointers are followed, or the text
 /// exceeds 255 bytes.
-fn read_name(dns: &[u8], mut pos: usize, max_hops: u32, out: &mut [u8; MAX_NAME_LEN]) -> Option<usize> {
-    let mut len = 0;
+///
+/// Every failure means the same (malformed), so each is caught where it is
+/// cheapest: a label that runs past the message by the read of the byte
+/// after it, a text too long at the end (it only grows) or by the label
+/// list filling up first.
+fn read_name(name: &mut Name, mut pos: usize, max_hops: u32) -> Option<()> {
+    let dns = name.dns;
+    // The text length plus one: each label with one byte for a dot.
+    let mut len_with_dots = 0;
     let mut hops = 0;
     loop {
+        let run_end = read_labels(dns, pos, &mut name.labels)?;
+        // The labels of the run and their length bytes (standing for dots).
+        len_with_dots += run_end - pos;
+        pos = run_end;
         let byte = *dns.get(pos)?;
         match byte >> 6 {
-            0b00 if byte == 0 => return Some(len),
-            0b00 => {
-                let label = dns.get(pos + 1..pos + 1 + usize::from(byte))?;
-                let dot = usize::from(len > 0);
-                let dst = out.get_mut(len..len + dot + label.len())?;
-                dst[dot..].copy_from_slice(label);
-                if dot == 1 {
-                    dst[0] = b'.';
-                }
-                len += dot + label.len();
-                pos += 1 + label.len();
-            }
+            0b00 => break, // the zero byte: the end of the name
             0b11 => {
                 hops += 1;
                 if hops > max_hops {
@@ -100,15 +183,25 @@ fn read_name(dns: &[u8], mut pos: usize, max_hops: u32, out: &mut [u8; MAX_NAME_
             _ => return None,
         }
     }
+    name.text_len = len_with_dots.saturating_sub(1);
+    (name.text_len <= MAX_NAME_LEN).then_some(())
 }
 
-/// `name` equals `suffix` or ends with `.` + `suffix`, ignoring ASCII case.
-fn matches_suffix(name: &[u8], suffix: &[u8]) -> bool {
-    let Some(start) = name.len().checked_sub(suffix.len()) else {
-        return false;
-    };
-    let tail_matches = name.get(start..).is_some_and(|tail| tail.eq_ignore_ascii_case(suffix));
-    tail_matches && (start == 0 || name.get(start - 1) == Some(&b'.'))
+/// Records the run of labels at `pos` up to the first byte that is not a
+/// label length (the end of the name, a pointer, a reserved form) and
+/// returns where that byte is. Its own function: wasmi charges a loop's
+/// whole body on every iteration, and the compiler would otherwise lay
+/// code that runs after the loop inside it.
+#[inline(never)]
+fn read_labels(dns: &[u8], mut pos: usize, labels: &mut ArrayVec<u32, MAX_LABELS>) -> Option<usize> {
+    loop {
+        let len = *dns.get(pos)?;
+        if len == 0 || len >= 0x40 {
+            return Some(pos);
+        }
+        labels.push(u32::try_from(pos).ok()?).ok()?;
+        pos += 1 + usize::from(len);
+    }
 }
 
 filter!(DnsBlock);
@@ -257,5 +350,113 @@ mod tests {
         let f = init("");
         assert!(f.block.is_empty());
         assert_eq!(f.max_pointer_hops, 8);
+    }
+
+    /// How this filter read and matched names before issue 10 (the text
+    /// copied out, then compared): the reference for the lean version.
+    mod reference {
+        extern crate std;
+        use std::vec::Vec;
+
+        pub fn read_name(dns: &[u8], mut pos: usize, max_hops: u32) -> Option<Vec<u8>> {
+            let mut out = Vec::new();
+            let mut hops = 0;
+            loop {
+                let byte = *dns.get(pos)?;
+                match byte >> 6 {
+                    0b00 if byte == 0 => return Some(out),
+                    0b00 => {
+                        let label = dns.get(pos + 1..pos + 1 + usize::from(byte))?;
+                        if !out.is_empty() {
+                            out.push(b'.');
+                        }
+                        out.extend_from_slice(label);
+                        if out.len() > 255 {
+                            return None;
+                        }
+                        pos += 1 + label.len();
+                    }
+                    0b11 => {
+                        hops += 1;
+                        if hops > max_hops {
+                            return None;
+                        }
+                        pos = usize::from(byte & 0x3f) << 8 | usize::from(*dns.get(pos + 1)?);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        pub fn matches_suffix(name: &[u8], suffix: &[u8]) -> bool {
+            let Some(start) = name.len().checked_sub(suffix.len()) else {
+                return false;
+            };
+            let tail_matches = name.get(start..).is_some_and(|tail| tail.eq_ignore_ascii_case(suffix));
+            tail_matches && (start == 0 || name.get(start - 1) == Some(&b'.'))
+        }
+    }
+
+    /// The lean name reader and matcher agree with the reference on random
+    /// messages: labels with dots and mixed case in them, pointers (also
+    /// looping), names near 255 bytes, truncations, random bytes; and on
+    /// suffixes cut from the name's own text at every position.
+    #[test]
+    fn lean_matching_agrees_with_the_reference() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let alphabet = b"abcXYZ.-09";
+        let (mut names, mut matched) = (0, 0);
+        for _ in 0..20_000 {
+            let mut dns = std::vec![0u8; DNS_HEADER_LEN];
+            for _ in 0..next(4) {
+                // Some labels to point at, before the question or after it.
+                dns.extend_from_slice(&[1 + next(3) as u8, b'x', b'.', b'Y', 0]);
+            }
+            let question = dns.len();
+            for _ in 0..next(40) {
+                match next(10) {
+                    0 => dns.extend_from_slice(&[0xc0, next(dns.len() as u64 + 4) as u8]),
+                    1 => dns.push(0x40 | next(64) as u8),
+                    _ => {
+                        let len = [1, 2, 7, 63][next(4) as usize];
+                        dns.push(len as u8);
+                        dns.extend((0..len).map(|_| alphabet[next(alphabet.len() as u64) as usize]));
+                    }
+                }
+            }
+            dns.push(0);
+            if next(4) == 0 {
+                let n = next(dns.len() as u64) as usize;
+                dns.truncate(n.max(question));
+            }
+            let hops = next(10) as u32;
+            let want = reference::read_name(&dns, question, hops);
+            let mut name = Name { dns: &dns, labels: ArrayVec::new(), text_len: 0 };
+            let got = read_name(&mut name, question, hops);
+            assert_eq!(got.is_some(), want.is_some(), "{dns:02x?}");
+            let Some(text) = want else { continue };
+            names += 1;
+            assert_eq!(name.text_len, text.len());
+            let mut suffixes: Vec<Vec<u8>> = (0..text.len()).map(|i| text[i..].to_vec()).collect();
+            suffixes.extend(suffixes.clone().into_iter().map(|s| s.to_ascii_uppercase()));
+            suffixes.extend([
+                b"x".to_vec(),
+                b"x.y".to_vec(),
+                b"zz.abc".to_vec(),
+                [b"q.".as_slice(), &text[..]].concat(),
+            ]);
+            for suffix in suffixes {
+                let want = reference::matches_suffix(&text, &suffix);
+                assert_eq!(name.ends_with(&suffix), want, "{:?} vs {:?}", text.escape_ascii(), suffix.escape_ascii());
+                matched += usize::from(want);
+            }
+        }
+        assert!(names > 2_000 && matched > 10_000, "{names} names, {matched} matches");
     }
 }

@@ -14,7 +14,7 @@
 #![no_std]
 
 use wasmfw_filter_sdk::{
-    filter, now_ns, Addr, ArrayVec, CidrList, Config, Counter, Error, Filter, HashMap, Link, Packet, Pod, Verdict, L4,
+    filter, now_ns, Addr, ArrayVec, CidrList, Config, Counter, Error, Filter, HashMap, Ip, Link, Pod, Verdict,
 };
 
 /// Nano-tokens per token.
@@ -37,14 +37,16 @@ unsafe impl Pod for Bucket {}
 
 struct Limit {
     rate: u64,
-    burst: u64,
+    /// The bucket size in nano-tokens (`burst * TOKEN`, checked in `burst`).
+    full: u64,
     buckets: HashMap<Addr, Bucket>,
     limited: Counter,
 }
 
 impl Limit {
     fn new(rate: u64, burst: u64, map: &'static str, counter: &'static str) -> Result<Self, Error> {
-        Ok(Limit { rate, burst, buckets: HashMap::declare(map, BUCKETS)?, limited: Counter::declare(counter)? })
+        let full = burst * TOKEN; // checked in `burst`
+        Ok(Limit { rate, full, buckets: HashMap::declare(map, BUCKETS)?, limited: Counter::declare(counter)? })
     }
 
     /// Takes one token from `src`'s bucket; false (and counted) if none is left.
@@ -52,14 +54,14 @@ impl Limit {
         if self.rate == 0 {
             return true;
         }
-        let full = self.burst * TOKEN; // checked in `new`
+        let full = self.full;
         let mut b = match self.buckets.get(src) {
             None => Bucket { tokens: full, last_ns: now },
             Some(b) => {
                 // Saturating arithmetic gives the exact result: anything that
                 // would overflow is above `full` anyway.
                 let elapsed = now.saturating_sub(b.last_ns).min(MAX_ELAPSED_NS);
-                Bucket { tokens: full.min(b.tokens.saturating_add(elapsed.saturating_mul(self.rate))), last_ns: now }
+                Bucket { tokens: full.min(b.tokens.saturating_add(refill(elapsed, self.rate))), last_ns: now }
             }
         };
         let ok = b.tokens >= TOKEN;
@@ -74,6 +76,28 @@ impl Limit {
         }
         ok
     }
+}
+
+/// Rates up to this never overflow `elapsed * rate` (elapsed is at most
+/// `MAX_ELAPSED_NS`), so they need no 128-bit product.
+const MAX_EXACT_RATE: u64 = u64::MAX / MAX_ELAPSED_NS;
+
+/// `elapsed * rate`, saturating, for `elapsed <= MAX_ELAPSED_NS`. The
+/// overflow check of `saturating_mul` is a 128-bit multiply, a long
+/// library call in Wasm: only rates above `MAX_EXACT_RATE` pay for it.
+#[inline(always)]
+fn refill(elapsed: u64, rate: u64) -> u64 {
+    if rate <= MAX_EXACT_RATE {
+        elapsed * rate
+    } else {
+        refill_huge_rate(elapsed, rate)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn refill_huge_rate(elapsed: u64, rate: u64) -> u64 {
+    elapsed.saturating_mul(rate)
 }
 
 /// A bucket size, small enough that `burst * TOKEN` fits in a u64.
@@ -117,16 +141,19 @@ impl Filter for L4Dos {
         })
     }
 
+    #[inline(always)] // copied into the SDK's specialised entry points
     fn filter(&self, packet: &[u8], link: Link) -> Verdict {
-        let Some(pkt) = Packet::parse(packet, link) else {
+        let Some(ip) = Ip::parse(packet, link) else {
             return Verdict::Pass;
         };
-        let (dst_port, limit) = match pkt.l4 {
-            L4::Tcp(tcp) => (tcp.dst_port, (tcp.syn() && !tcp.ack()).then_some(&self.syn)),
-            L4::Udp(udp) => (udp.dst_port, Some(&self.udp)),
-            _ => return Verdict::Pass,
+        let (dst_port, limit) = if let Some(tcp) = ip.tcp() {
+            (tcp.dst_port, (tcp.syn() && !tcp.ack()).then_some(&self.syn))
+        } else if let Some(udp) = ip.udp() {
+            (udp.dst_port, Some(&self.udp))
+        } else {
+            return Verdict::Pass;
         };
-        if self.allow.contains(&pkt.src) {
+        if ip.src_in(&self.allow) {
             self.allowed.inc();
             return Verdict::Pass;
         }
@@ -135,7 +162,7 @@ impl Filter for L4Dos {
             return Verdict::Drop;
         }
         match limit {
-            Some(limit) if !limit.take(&pkt.src, now_ns()) => Verdict::Drop,
+            Some(limit) if !limit.take(&ip.src(), now_ns()) => Verdict::Drop,
             _ => Verdict::Pass,
         }
     }

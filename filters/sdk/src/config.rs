@@ -13,6 +13,7 @@
 //! from [`Config::list`]) can be kept in the filter's state.
 
 use core::fmt;
+use core::mem::MaybeUninit;
 
 use crate::abi;
 use crate::net::Addr;
@@ -150,7 +151,7 @@ impl Config {
     }
 
     /// A list whose elements `parse` converts, at most `N` of them.
-    pub fn list_of<T: Copy + Default, const N: usize>(
+    pub fn list_of<T: Copy, const N: usize>(
         &self,
         key: &'static str,
         why: &'static str,
@@ -186,61 +187,75 @@ pub fn parse_u64(s: &str) -> Option<u64> {
     })
 }
 
-/// A vector with a fixed capacity and no allocation.
+/// A vector with a fixed capacity and no allocation. Creating one costs
+/// nothing (the slots start uninitialised), so a filter can keep a large one
+/// on the stack per packet.
 #[derive(Clone, Copy)]
-pub struct ArrayVec<T: Copy + Default, const N: usize> {
-    items: [T; N],
+pub struct ArrayVec<T: Copy, const N: usize> {
+    /// `items[..len]` are initialised; `len <= N`.
+    items: [MaybeUninit<T>; N],
     len: usize,
 }
 
-impl<T: Copy + Default, const N: usize> ArrayVec<T, N> {
-    pub fn new() -> Self {
-        ArrayVec { items: [T::default(); N], len: 0 }
+impl<T: Copy, const N: usize> ArrayVec<T, N> {
+    pub const fn new() -> Self {
+        ArrayVec { items: [const { MaybeUninit::uninit() }; N], len: 0 }
     }
 
     /// Appends `v`, or gives it back if full.
+    #[inline]
     pub fn push(&mut self, v: T) -> Result<(), T> {
-        match self.items.get_mut(self.len) {
+        let len = self.len;
+        match self.items.get_mut(len) {
             Some(slot) => {
-                *slot = v;
-                self.len += 1;
+                slot.write(v);
+                self.len = len + 1;
                 Ok(())
             }
             None => Err(v),
         }
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[T] {
-        self.items.get(..self.len).unwrap_or(&[])
+        // SAFETY: `push` is the only writer: it initialises `items[len]`
+        // before counting it, so `items[..len]` are initialised, `len <= N`.
+        unsafe { core::slice::from_raw_parts(self.items.as_ptr().cast::<T>(), self.len) }
     }
 
+    #[inline]
     pub fn iter(&self) -> core::slice::Iter<'_, T> {
         self.as_slice().iter()
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// A plain scan: the lists here are short, and `<[T]>::contains` is
+    /// unrolled for long slices, which costs more fuel than it saves.
+    #[inline]
     pub fn contains(&self, v: &T) -> bool
     where
         T: PartialEq,
     {
-        self.as_slice().contains(v)
+        self.iter().any(|x| x == v)
     }
 }
 
-impl<T: Copy + Default, const N: usize> Default for ArrayVec<T, N> {
+impl<T: Copy, const N: usize> Default for ArrayVec<T, N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Copy + Default + fmt::Debug, const N: usize> fmt::Debug for ArrayVec<T, N> {
+impl<T: Copy + fmt::Debug, const N: usize> fmt::Debug for ArrayVec<T, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.as_slice()).finish()
     }
@@ -248,10 +263,22 @@ impl<T: Copy + Default + fmt::Debug, const N: usize> fmt::Debug for ArrayVec<T, 
 
 /// An address prefix over 16-byte addresses: IPv4 prefixes are stored as
 /// their mapped form `::ffff:a.b.c.d/(96 + len)`.
+///
+/// Kept as two 64-bit words in memory order (`u64::from_ne_bytes` of each
+/// half of the address), so matching is two loads and masks: no byte
+/// swapping, which Wasm has no instruction for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cidr {
-    network: u128,
-    mask: u128,
+    network: [u64; 2],
+    mask: [u64; 2],
+}
+
+/// The two halves of 16 address bytes, in memory order.
+#[inline]
+fn words(bytes: [u8; 16]) -> [u64; 2] {
+    let (hi, lo) = bytes.split_at(8);
+    let word = |half: &[u8]| half.try_into().map_or(0, u64::from_ne_bytes);
+    [word(hi), word(lo)]
 }
 
 impl Cidr {
@@ -280,11 +307,21 @@ impl Cidr {
             0 => 0,
             n => u128::MAX << (128 - n),
         };
-        Cidr { network: addr.to_u128() & mask, mask }
+        Cidr { network: words((addr.to_u128() & mask).to_be_bytes()), mask: words(mask.to_be_bytes()) }
     }
 
+    #[inline]
     pub fn contains(&self, addr: &Addr) -> bool {
-        addr.to_u128() & self.mask == self.network
+        let [a, b] = words(addr.0);
+        (a & self.mask[0]) == self.network[0] && (b & self.mask[1]) == self.network[1]
+    }
+
+    /// `contains(&Addr::from_v4(v4))` without building the 16-byte address.
+    #[inline]
+    pub fn contains_v4(&self, v4: [u8; 4]) -> bool {
+        // ::ffff:a.b.c.d: the first word is zero, the second `0 0 ff ff a b c d`.
+        let low = u64::from_ne_bytes([0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3]]);
+        self.network[0] == 0 && (low & self.mask[1]) == self.network[1]
     }
 }
 
@@ -293,16 +330,25 @@ impl Cidr {
 pub struct CidrList(pub ArrayVec<Cidr, 64>);
 
 impl CidrList {
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// True if any prefix contains `addr`.
+    #[inline]
     pub fn contains(&self, addr: &Addr) -> bool {
         self.0.iter().any(|c| c.contains(addr))
     }
 
+    /// True if any prefix contains the IPv4 address `v4` (as `::ffff:v4`).
+    #[inline]
+    pub fn contains_v4(&self, v4: [u8; 4]) -> bool {
+        self.0.iter().any(|c| c.contains_v4(v4))
+    }
+
     /// True if the list is empty ("any") or contains `addr`.
+    #[inline]
     pub fn matches_or_empty(&self, addr: &Addr) -> bool {
         self.is_empty() || self.contains(addr)
     }

@@ -9,7 +9,7 @@
 //!
 //! ```ignore
 //! #![no_std]
-//! use wasmfw_filter_sdk::{filter, Config, Counter, Error, Filter, Link, Packet, Verdict, L4};
+//! use wasmfw_filter_sdk::{filter, Config, Counter, Error, Filter, Ip, Link, Verdict};
 //!
 //! struct DropTelnet { dropped: Counter }
 //!
@@ -18,9 +18,10 @@
 //!         config.reject_unknown_keys(&[])?;
 //!         Ok(DropTelnet { dropped: Counter::declare("dropped")? })
 //!     }
+//!     #[inline(always)] // copied into the SDK's entry points per packet shape
 //!     fn filter(&self, packet: &[u8], link: Link) -> Verdict {
-//!         match Packet::parse(packet, link) {
-//!             Some(Packet { l4: L4::Tcp(tcp), .. }) if tcp.dst_port == 23 => {
+//!         match Ip::parse(packet, link).and_then(|ip| ip.tcp()) {
+//!             Some(tcp) if tcp.dst_port == 23 => {
 //!                 self.dropped.inc();
 //!                 Verdict::Drop
 //!             }
@@ -31,6 +32,11 @@
 //!
 //! filter!(DropTelnet);
 //! ```
+//!
+//! Every packet runs under a fuel budget, charged per function and loop
+//! body entered: [`net::Ip`] reads only the headers a filter asks for, and
+//! the runtime calls `filter` from copies specialised per packet shape
+//! (`filters/README.md`, "Fuel").
 //!
 //! On targets other than wasm32 the host imports are replaced by an
 //! in-process mock ([`testing`]), so filters can be unit-tested with
@@ -52,7 +58,7 @@ mod sys;
 pub use config::{ArrayVec, Cidr, CidrList, Config, Error};
 pub use log::Level;
 pub use maps::{Counter, HashMap, MapError, PerCpuArray, Pod};
-pub use net::{Addr, Icmp, IpVersion, Packet, Tcp, Udp, L4};
+pub use net::{Addr, Icmp, Ip, IpVersion, Packet, Tcp, Udp, L4};
 pub use wasmfw_abi as abi;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -66,13 +72,15 @@ pub enum Verdict {
     Drop = abi::VERDICT_DROP,
 }
 
-/// Where the packet handed to [`Filter::filter`] starts.
+/// Where the packet handed to [`Filter::filter`] starts. The values are
+/// the ABI's, so converting costs nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
 pub enum Link {
     /// An Ethernet header (XDP; pcap `LINKTYPE_ETHERNET`).
-    Ethernet,
+    Ethernet = abi::LINK_ETHERNET,
     /// An IPv4 or IPv6 header (netfilter; pcap `LINKTYPE_RAW`).
-    RawIp,
+    RawIp = abi::LINK_RAW_IP,
 }
 
 impl Link {

@@ -10,7 +10,7 @@ use core::cell::UnsafeCell;
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::{abi, Filter, Link, Verdict};
+use crate::{abi, net, Filter, Link, Verdict};
 
 /// Size of the I/O buffer: room for a jumbo-ish frame and the largest config.
 pub const BUFFER_LEN: usize = 16 * 1024;
@@ -96,22 +96,52 @@ pub unsafe fn init<F: Filter>(slot: &'static Slot<F>, config_len: i32) -> i32 {
 }
 
 /// `wasmfw_filter`: runs `F::filter` on the packet in the buffer.
-/// Passes if init did not succeed or `link` is unknown.
+/// Passes if init did not succeed or `link` is unknown; a `packet_len`
+/// outside `0..=BUFFER_LEN` (which no host passes) is an empty packet.
 ///
 /// # Safety
 /// Must be called only from the `wasmfw_filter` export (see [`init`]).
+#[inline(always)]
 pub unsafe fn filter<F: Filter>(slot: &'static Slot<F>, packet_len: i32, link: i32) -> i32 {
     // SAFETY: only `init` writes the state and it is not running.
     let Some(state) = (unsafe { &*slot.0.get() }) else {
         return Verdict::Pass as i32;
     };
-    let Some(link) = Link::from_abi(link) else {
-        return Verdict::Pass as i32;
-    };
-    let len = usize::try_from(packet_len).unwrap_or(0).min(BUFFER_LEN);
     // SAFETY: the host writes the buffer only between calls; nothing else
     // writes it while this shared borrow lives (it ends with this call).
     let buffer = unsafe { &*BUFFER.0.get() };
+    let len = match usize::try_from(packet_len) {
+        Ok(n) if n <= BUFFER_LEN => n,
+        _ => 0,
+    };
+    // Always a prefix of the buffer, so the compiler knows where it starts.
     let packet = buffer.get(..len).unwrap_or(&[]);
-    state.filter(packet, link) as i32
+    // wasmi charges for every instruction of a function when the function
+    // is entered, taken or not. So the filter runs from copies specialised
+    // by packet shape: here, inlined, for untagged IPv4 over Ethernet (the
+    // XDP common case), where the compiler sees the EtherType test repeated
+    // in `Ip::parse` and drops every other parsing path; out of line for
+    // anything else. Each packet pays for its own path only.
+    let verdict = if link == abi::LINK_ETHERNET && net::is_untagged_ipv4(packet) {
+        state.filter(packet, Link::Ethernet)
+    } else {
+        filter_other(state, packet, link)
+    };
+    verdict as i32
+}
+
+/// The filter for every packet that is not untagged IPv4 over Ethernet:
+/// raw IPv4 (netfilter) gets its own copy, the rest a general one.
+#[inline(never)]
+fn filter_other<F: Filter>(state: &F, packet: &[u8], link: i32) -> Verdict {
+    match Link::from_abi(link) {
+        Some(Link::RawIp) if net::is_raw_ipv4(packet) => state.filter(packet, Link::RawIp),
+        Some(link) => filter_any(state, packet, link),
+        None => Verdict::Pass,
+    }
+}
+
+#[inline(never)]
+fn filter_any<F: Filter>(state: &F, packet: &[u8], link: Link) -> Verdict {
+    state.filter(packet, link)
 }
