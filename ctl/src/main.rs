@@ -21,6 +21,10 @@ struct Cli {
     /// /proc/PID/ns/net), like `ip -n`; default: wasmfw's own.
     #[arg(long, global = true, value_name = "NAME")]
     netns: Option<String>,
+    /// JSON output, errors included (`{"error": "..."}` on stdout), like
+    /// `bpftool -j`; streams (replay, test-run, poll) print one object a line.
+    #[arg(long, short = 'j', global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -84,9 +88,6 @@ enum Cmd {
         /// Capture to replay (pcap or pcapng; Ethernet or raw IP).
         #[arg(long)]
         pcap: PathBuf,
-        /// One JSON object per packet, then a summary object.
-        #[arg(long)]
-        json: bool,
     },
     /// Run a filter in the kernel on every packet of a capture, N times each
     /// (like BPF_PROG_TEST_RUN): verdicts and ns per run.
@@ -103,8 +104,6 @@ enum Cmd {
         /// module's own test-run ioctl.
         #[arg(long, value_enum)]
         hook: Option<HookArg>,
-        #[arg(long)]
-        json: bool,
     },
     /// Load a filter and attach it to an interface of this network namespace;
     /// it stays attached after wasmfw exits, however wasmfw was started.
@@ -117,16 +116,11 @@ enum Cmd {
     /// List attached filters of every network namespace, each checked against
     /// the kernel (GONE: no longer attached, with the reason; one in a deleted
     /// namespace is reported once, then forgotten).
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Show counters of attached filters.
     Stats {
         #[arg(long)]
         iface: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Read and change the maps of the filter attached on an interface.
     #[command(subcommand)]
@@ -145,33 +139,53 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Whether errors are JSON is known before parsing, so that a command
+    // line clap refuses is reported in the asked-for form too.
+    let json_asked = std::env::args().any(|a| a == "--json" || a == "-j");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if json_asked && e.use_stderr() => {
+            let text = e.render().to_string();
+            let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let first = first.join(" ").trim_start_matches("error: ").to_string();
+            return fail(true, &anyhow::anyhow!("{first}"));
+        }
+        Err(e) => e.exit(),
+    };
+    let json = cli.json;
     let result = match &cli.netns {
-        Some(ns) => netns::enter(ns).and_then(|()| run(cli.cmd)),
-        None => run(cli.cmd),
+        Some(ns) => netns::enter(ns).and_then(|()| run(cli.cmd, json)),
+        None => run(cli.cmd, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line, cause chain included, like `ip` or `bpftool`.
-            eprintln!("wasmfw: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(json, &e),
     }
 }
 
-fn run(cmd: Cmd) -> anyhow::Result<()> {
+/// One line, cause chain included, like `ip` or `bpftool`.
+fn fail(json: bool, e: &anyhow::Error) -> ExitCode {
+    let msg = format!("{e:#}").replace('\n', " ");
+    if json {
+        println!("{}", serde_json::json!({ "error": msg }));
+    } else {
+        eprintln!("wasmfw: {msg}");
+    }
+    ExitCode::FAILURE
+}
+
+fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Check { target } => check::run(&target),
-        Cmd::Replay { target, pcap, json } => replay::run(&target, &pcap, json),
-        Cmd::TestRun { target, pcap, repeat, hook, json } => {
+        Cmd::Check { target } => check::run(&target, json),
+        Cmd::Replay { target, pcap } => replay::run(&target, &pcap, json),
+        Cmd::TestRun { target, pcap, repeat, hook } => {
             manage::test_run(&target, &pcap, repeat, hook == Some(HookArg::Xdp), json)
         }
-        Cmd::Load(args) => manage::load(&args),
-        Cmd::Unload { iface } => manage::unload(&iface),
-        Cmd::Status { json } => manage::status(json),
-        Cmd::Stats { iface, json } => manage::stats(iface.as_deref(), json),
-        Cmd::Poll { iface, interval, count } => manage::poll(iface.as_deref(), interval, count),
-        Cmd::Map(cmd) => maps::run(&cmd),
+        Cmd::Load(args) => manage::load(&args, json),
+        Cmd::Unload { iface } => manage::unload(&iface, json),
+        Cmd::Status => manage::status(json),
+        Cmd::Stats { iface } => manage::stats(iface.as_deref(), json),
+        Cmd::Poll { iface, interval, count } => manage::poll(iface.as_deref(), interval, count, json),
+        Cmd::Map(cmd) => maps::run(&cmd, json),
     }
 }

@@ -231,9 +231,18 @@ fn xdp_slot_free(ifindex: u32, iface: &str) -> Result<bool> {
     }
 }
 
-pub fn load(args: &LoadArgs) -> Result<()> {
+/// Prints a command's result: `text`, or `value` with `--json`.
+fn report(json: bool, text: String, value: serde_json::Value) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+pub fn load(args: &LoadArgs, json: bool) -> Result<()> {
     if args.engine == Engine::Wasm {
-        return load_wasm(args);
+        return load_wasm(args, json);
     }
     let target = read_target(&args.target)?;
     let (iface, hook) = placement(args, target.iface.clone(), target.hook)?;
@@ -281,11 +290,12 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         let _ = wasmfw_xdp_bridge::netlink::detach(ifindex, fd, mode);
         return Err(e);
     }
-    println!(
-        "{} attached to {iface} in netns {} (engine ebpf, xdp {} mode, prog id {prog_id})",
-        twin.name(),
-        netns::display(ns),
-        mode_name(mode)
+    let mut attached = serde_json::to_value(&entry)?;
+    attached["netns"] = netns::display(ns).into();
+    report(
+        json,
+        format!("{} attached to {iface} in netns {} (engine ebpf, xdp {} mode, prog id {prog_id})", twin.name(), netns::display(ns), mode_name(mode)),
+        serde_json::json!({ "attached": attached }),
     );
     Ok(())
 }
@@ -302,7 +312,12 @@ fn detach_bridge(iface: &str) -> Result<bool> {
     }
 }
 
-pub fn unload(iface: &str) -> Result<()> {
+pub fn unload(iface: &str, json: bool) -> Result<()> {
+    let done = |filter: &str, engine: &str, was_attached: bool, text: String| {
+        let v = serde_json::json!({"detached": {"iface": iface, "netns": netns::current().map(netns::display).unwrap_or_default(),
+            "filter": filter, "engine": engine, "was_attached": was_attached}});
+        report(json, text, v);
+    };
     let ns = netns::current()?;
     if let Some(mut e) = records::read(ns, iface) {
         check_privileges("unloading an eBPF program")?;
@@ -311,9 +326,10 @@ pub fn unload(iface: &str) -> Result<()> {
             let idx = check_iface(iface)?;
             let id = e.prog_id.ok_or_else(|| anyhow!("the record of {iface} has no program id"))?;
             wasmfw_xdp_bridge::detach(idx, id, mode_of(&e.mode)).with_context(|| format!("detaching from {iface}"))?;
-            println!("{} detached from {iface} ({})", e.filter, e.engine);
+            done(&e.filter, &e.engine, true, format!("{} detached from {iface} ({})", e.filter, e.engine));
         } else {
-            println!("{} was no longer attached on {iface} ({}); record removed", e.filter, e.gone.as_deref().unwrap_or("gone"));
+            let why = e.gone.as_deref().unwrap_or("gone");
+            done(&e.filter, &e.engine, false, format!("{} was no longer attached on {iface} ({why}); record removed", e.filter));
         }
         records::remove(ns, iface);
         return Ok(());
@@ -325,12 +341,13 @@ pub fn unload(iface: &str) -> Result<()> {
             detach_bridge(iface)?;
         }
         crate::kmod::Device::open()?.detach(iface)?;
-        println!("{} detached from {iface} (wasm, {})", info.name(), if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" });
+        let hook = if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" };
+        done(&info.name(), "wasm", true, format!("{} detached from {iface} (wasm, {hook})", info.name()));
         return Ok(());
     }
     // A bridge left without its filter (the module was reloaded).
     if detach_bridge(iface)? {
-        println!("xdp-bridge detached from {iface} (no wasm filter was attached)");
+        done("", "wasm", false, format!("xdp-bridge detached from {iface} (no wasm filter was attached)"));
         return Ok(());
     }
     bail!("nothing attached on {iface} by wasmfw (network namespace {})", netns::display(ns))
@@ -431,7 +448,7 @@ fn wasm_policy(target: &Path) -> Result<Policy> {
 
 /// `load --engine wasm`: load into the kernel module, then attach; a
 /// failed attach unloads again, so nothing is left behind.
-fn load_wasm(args: &LoadArgs) -> Result<()> {
+fn load_wasm(args: &LoadArgs, json: bool) -> Result<()> {
     let policy = wasm_policy(&args.target)?;
     let (iface, hook) = placement(args, policy.iface.clone(), policy.hook)?;
     let iface = iface.as_str();
@@ -468,13 +485,19 @@ fn load_wasm(args: &LoadArgs) -> Result<()> {
             return Err(e);
         }
     }
-    println!(
-        "{} attached to {iface} in netns {} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
-        policy.filter,
-        netns::display(ns),
-        hook.as_str(),
-        policy.fuel,
-        policy.on_fault.as_str()
+    report(
+        json,
+        format!(
+            "{} attached to {iface} in netns {} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
+            policy.filter,
+            netns::display(ns),
+            hook.as_str(),
+            policy.fuel,
+            policy.on_fault.as_str()
+        ),
+        serde_json::json!({"attached": {"netns": netns::display(ns), "netns_ino": ns, "iface": iface, "engine": "wasm",
+            "hook": hook.as_str(), "filter": policy.filter, "filter_id": id, "fuel": policy.fuel,
+            "on_fault": policy.on_fault.as_str(), "load_stack_bytes": stack}}),
     );
     Ok(())
 }
@@ -612,7 +635,7 @@ pub fn stats(iface: Option<&str>, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>) -> Result<()> {
+pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>, json: bool) -> Result<()> {
     check_privileges("reading filter counters")?;
     let interval = Duration::from_secs(interval.max(1));
     let only = only(iface)?;
@@ -647,7 +670,16 @@ pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>) -> Result<()
                     format!("{k}={:.0}/s", d as f64 / secs)
                 })
                 .collect();
-            println!("{} {} {}: {}", e.netns, e.iface, e.filter, rates.join(" "));
+            if json {
+                let per_sec: BTreeMap<&str, f64> = e
+                    .counters
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.saturating_sub(before.and_then(|b| b.counters.get(k)).copied().unwrap_or(0)) as f64 / secs))
+                    .collect();
+                println!("{}", serde_json::json!({"netns": e.netns, "iface": e.iface, "filter": e.filter, "per_second": per_sec}));
+            } else {
+                println!("{} {} {}: {}", e.netns, e.iface, e.filter, rates.join(" "));
+            }
         }
         prev = cur;
         n += 1;

@@ -18,16 +18,12 @@ pub enum MapCmd {
     List {
         #[arg(long)]
         iface: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Every entry of a map (per-CPU maps: one value per CPU).
     Dump {
         #[arg(long)]
         iface: String,
         name: String,
-        #[arg(long)]
-        json: bool,
     },
     /// One key's value.
     Get {
@@ -36,8 +32,6 @@ pub enum MapCmd {
         name: String,
         /// Hex bytes, the map's key size.
         key: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Sets a key (created if missing; per-CPU maps: on every CPU).
     Set {
@@ -47,8 +41,6 @@ pub enum MapCmd {
         key: String,
         /// Hex bytes, the map's value size.
         value: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Deletes a key.
     Del {
@@ -56,21 +48,7 @@ pub enum MapCmd {
         iface: String,
         name: String,
         key: String,
-        #[arg(long)]
-        json: bool,
     },
-}
-
-impl MapCmd {
-    pub fn json(&self) -> bool {
-        match self {
-            MapCmd::List { json, .. }
-            | MapCmd::Dump { json, .. }
-            | MapCmd::Get { json, .. }
-            | MapCmd::Set { json, .. }
-            | MapCmd::Del { json, .. } => *json,
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -264,9 +242,9 @@ fn abi_error(code: i32) -> String {
     }
 }
 
-pub fn run(cmd: &MapCmd) -> Result<()> {
+pub fn run(cmd: &MapCmd, json: bool) -> Result<()> {
     let print = |v: &dyn erased::Json, text: &dyn Fn()| -> Result<()> {
-        if cmd.json() {
+        if json {
             println!("{}", v.to_json()?);
         } else {
             text();
