@@ -262,6 +262,12 @@ pub(crate) fn is_untagged_ipv4(bytes: &[u8]) -> bool {
     matches!(ethertype_ne(bytes), Some((ETH_P_IPV4_NE, _)))
 }
 
+/// An Ethernet frame with EtherType IPv6 and no VLAN tag.
+#[inline(always)]
+pub(crate) fn is_untagged_ipv6(bytes: &[u8]) -> bool {
+    matches!(ethertype_ne(bytes), Some((ETH_P_IPV6_NE, _)))
+}
+
 /// A raw IP packet with version 4: as above, for `Link::RawIp`.
 #[inline(always)]
 pub(crate) fn is_raw_ipv4(bytes: &[u8]) -> bool {

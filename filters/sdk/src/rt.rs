@@ -130,17 +130,41 @@ pub unsafe fn filter<F: Filter>(slot: &'static Slot<F>, packet_len: i32, link: i
     verdict as i32
 }
 
-/// The filter for every packet that is not untagged IPv4 over Ethernet:
-/// raw IPv4 (netfilter) gets its own copy, the rest a general one.
+/// The filter for every packet that is not untagged IPv4 over Ethernet: a
+/// dispatcher to a copy per common shape (each out of line, so that a
+/// packet pays for its copy only) and a general one.
 #[inline(never)]
 fn filter_other<F: Filter>(state: &F, packet: &[u8], link: i32) -> Verdict {
     match Link::from_abi(link) {
-        Some(Link::RawIp) if net::is_raw_ipv4(packet) => state.filter(packet, Link::RawIp),
+        Some(Link::RawIp) if net::is_raw_ipv4(packet) => filter_raw_ipv4(state, packet),
+        Some(Link::Ethernet) if net::is_untagged_ipv6(packet) => filter_ipv6(state, packet),
         Some(link) => filter_any(state, packet, link),
         None => Verdict::Pass,
     }
 }
 
+/// Raw IPv4 (netfilter): the compiler sees the version test repeated in
+/// `Ip::parse` and keeps the IPv4 path only.
+#[inline(never)]
+fn filter_raw_ipv4<F: Filter>(state: &F, packet: &[u8]) -> Verdict {
+    if net::is_raw_ipv4(packet) {
+        state.filter(packet, Link::RawIp)
+    } else {
+        Verdict::Pass // not reached: the caller checked
+    }
+}
+
+/// Untagged IPv6 over Ethernet, as above.
+#[inline(never)]
+fn filter_ipv6<F: Filter>(state: &F, packet: &[u8]) -> Verdict {
+    if net::is_untagged_ipv6(packet) {
+        state.filter(packet, Link::Ethernet)
+    } else {
+        Verdict::Pass // not reached: the caller checked
+    }
+}
+
+/// Everything else: VLAN tags, raw IPv6, not IP.
 #[inline(never)]
 fn filter_any<F: Filter>(state: &F, packet: &[u8], link: Link) -> Verdict {
     state.filter(packet, link)
