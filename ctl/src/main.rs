@@ -1,5 +1,6 @@
 //! `wasmfw`: check, replay, load and inspect Wasm packet filters.
 
+mod apply;
 mod check;
 mod kmod;
 mod manage;
@@ -110,8 +111,11 @@ enum Cmd {
     Load(LoadArgs),
     /// Detach and unload the filter on an interface of this network namespace.
     Unload {
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        iface: Option<String>,
+        /// Every attachment of this network namespace (like `xdp-filter unload --all`).
         #[arg(long)]
-        iface: String,
+        all: bool,
     },
     /// List attached filters of every network namespace, each checked against
     /// the kernel (GONE: no longer attached, with the reason; one in a deleted
@@ -122,6 +126,24 @@ enum Cmd {
         #[arg(long)]
         iface: Option<String>,
     },
+    /// Make the filters attached in this network namespace equal to the
+    /// policies (*.toml, each naming its interfaces) in a directory.
+    Apply {
+        dir: PathBuf,
+        /// Engine for every policy.
+        #[arg(long, value_enum, default_value_t = Engine::Wasm)]
+        engine: Engine,
+        /// XDP attach mode.
+        #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
+        mode: XdpMode,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `wasmfw manpage | man -l -`.
+    Manpage,
     /// Read and change the maps of the filter attached on an interface.
     #[command(subcommand)]
     Map(maps::MapCmd),
@@ -182,10 +204,17 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
             manage::test_run(&target, &pcap, repeat, hook == Some(HookArg::Xdp), json)
         }
         Cmd::Load(args) => manage::load(&args, json),
-        Cmd::Unload { iface } => manage::unload(&iface, json),
+        Cmd::Unload { iface: Some(iface), .. } => manage::unload(&iface, json),
+        Cmd::Unload { iface: None, .. } => manage::unload_all(json),
         Cmd::Status => manage::status(json),
         Cmd::Stats { iface } => manage::stats(iface.as_deref(), json),
         Cmd::Poll { iface, interval, count } => manage::poll(iface.as_deref(), interval, count, json),
         Cmd::Map(cmd) => maps::run(&cmd, json),
+        Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wasmfw", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Manpage => Ok(clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?),
     }
 }

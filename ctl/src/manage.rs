@@ -73,7 +73,7 @@ struct Target {
     params: Vec<(String, Param, usize)>,
     policy: Option<String>,
     hook: Hook,
-    iface: Option<String>,
+    ifaces: Vec<String>,
 }
 
 /// A load target for the ebpf engine, which needs the filter's name and
@@ -82,7 +82,7 @@ fn read_target(path: &Path) -> Result<Target> {
     if path.extension().is_some_and(|e| e == "wasm") {
         // A bare filter: its twin, default parameters.
         let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, iface: None });
+        return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, ifaces: Vec::new() });
     }
     let policy = match Policy::load(path) {
         Ok(p) => p,
@@ -99,7 +99,7 @@ fn read_target(path: &Path) -> Result<Target> {
         params: policy.params.clone(),
         policy: Some(abs.display().to_string()),
         hook: policy.hook,
-        iface: policy.iface.clone(),
+        ifaces: policy.ifaces.clone(),
     })
 }
 
@@ -125,18 +125,20 @@ fn load_without_wasm(path: &Path) -> Result<Policy> {
 // ---- commands -------------------------------------------------------------
 
 /// Interface and hook of a load: the command line's, else the policy's.
-fn placement(args: &LoadArgs, policy_iface: Option<String>, policy_hook: Hook) -> Result<(String, Hook)> {
-    let iface = args
-        .iface
-        .clone()
-        .or(policy_iface)
-        .ok_or_else(|| anyhow!("no interface: pass --iface or set `iface` in the policy"))?;
+/// Interfaces and hook of a load: `--iface` (one), else the policy's (one
+/// or more); `--hook`, else the policy's.
+fn placement(args: &LoadArgs, policy_ifaces: &[String], policy_hook: Hook) -> Result<(Vec<String>, Hook)> {
+    let ifaces = match &args.iface {
+        Some(i) => vec![i.clone()],
+        None if policy_ifaces.is_empty() => bail!("no interface: pass --iface or set `iface` in the policy"),
+        None => policy_ifaces.to_vec(),
+    };
     let hook = match args.hook {
         Some(HookArg::Xdp) => Hook::Xdp,
         Some(HookArg::Netfilter) => Hook::Netfilter,
         None => policy_hook,
     };
-    Ok((iface, hook))
+    Ok((ifaces, hook))
 }
 
 fn xdp_mode(m: XdpMode) -> Mode {
@@ -231,8 +233,20 @@ fn xdp_slot_free(ifindex: u32, iface: &str) -> Result<bool> {
     }
 }
 
+thread_local! {
+    /// Set while `apply` drives load/unload: it reports the changes itself.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+pub fn set_quiet(q: bool) {
+    QUIET.with(|c| c.set(q));
+}
+
 /// Prints a command's result: `text`, or `value` with `--json`.
 fn report(json: bool, text: String, value: serde_json::Value) {
+    if QUIET.with(|c| c.get()) {
+        return;
+    }
     if json {
         println!("{value}");
     } else {
@@ -240,12 +254,35 @@ fn report(json: bool, text: String, value: serde_json::Value) {
     }
 }
 
+/// `load`: on each interface of the placement in turn; if one fails, the
+/// ones this command attached are detached again (all or nothing).
 pub fn load(args: &LoadArgs, json: bool) -> Result<()> {
-    if args.engine == Engine::Wasm {
-        return load_wasm(args, json);
+    let (ifaces, policy_hook) = match args.engine {
+        Engine::Wasm => wasm_policy(&args.target).map(|p| (p.ifaces, p.hook))?,
+        Engine::Ebpf => read_target(&args.target).map(|t| (t.ifaces, t.hook))?,
+    };
+    let (ifaces, hook) = placement(args, &ifaces, policy_hook)?;
+    let mut done: Vec<&str> = Vec::new();
+    for iface in &ifaces {
+        let r = match args.engine {
+            Engine::Wasm => load_wasm(args, iface, hook, json),
+            Engine::Ebpf => load_ebpf(args, iface, hook, json),
+        };
+        if let Err(e) = r {
+            for d in done.iter().rev() {
+                let _ = detach_one(d);
+            }
+            let undone = if done.is_empty() { String::new() } else { format!(" (detached again from {})", done.join(", ")) };
+            return Err(e.context(format!("loading on {iface}{undone}")));
+        }
+        done.push(iface);
     }
+    Ok(())
+}
+
+fn load_ebpf(args: &LoadArgs, iface: &str, hook: Hook, json: bool) -> Result<()> {
     let target = read_target(&args.target)?;
-    let (iface, hook) = placement(args, target.iface.clone(), target.hook)?;
+    let iface = iface.to_string();
     if hook != Hook::Xdp {
         bail!("the ebpf engine attaches at the xdp hook only (policy or --hook asks for {})", hook.as_str());
     }
@@ -312,11 +349,39 @@ fn detach_bridge(iface: &str) -> Result<bool> {
     }
 }
 
+/// What one detach did: filter, engine, whether it was still attached, a
+/// line for humans.
+struct Detached {
+    filter: String,
+    engine: String,
+    was_attached: bool,
+    text: String,
+}
+
 pub fn unload(iface: &str, json: bool) -> Result<()> {
+    let d = detach_one(iface)?;
+    let v = serde_json::json!({"detached": {"iface": iface, "netns": netns::current().map(netns::display).unwrap_or_default(),
+        "filter": d.filter, "engine": d.engine, "was_attached": d.was_attached}});
+    report(json, d.text, v);
+    Ok(())
+}
+
+/// `unload --all`: every attachment of this network namespace.
+pub fn unload_all(json: bool) -> Result<()> {
+    let ns = netns::current()?;
+    let ifaces: Vec<String> = entries_in(ns)?.into_iter().map(|e| e.iface).collect();
+    if ifaces.is_empty() && !json {
+        println!("nothing attached in network namespace {}", netns::display(ns));
+    }
+    for iface in ifaces {
+        unload(&iface, json)?;
+    }
+    Ok(())
+}
+
+fn detach_one(iface: &str) -> Result<Detached> {
     let done = |filter: &str, engine: &str, was_attached: bool, text: String| {
-        let v = serde_json::json!({"detached": {"iface": iface, "netns": netns::current().map(netns::display).unwrap_or_default(),
-            "filter": filter, "engine": engine, "was_attached": was_attached}});
-        report(json, text, v);
+        Ok(Detached { filter: filter.into(), engine: engine.into(), was_attached, text })
     };
     let ns = netns::current()?;
     if let Some(mut e) = records::read(ns, iface) {
@@ -326,13 +391,12 @@ pub fn unload(iface: &str, json: bool) -> Result<()> {
             let idx = check_iface(iface)?;
             let id = e.prog_id.ok_or_else(|| anyhow!("the record of {iface} has no program id"))?;
             wasmfw_xdp_bridge::detach(idx, id, mode_of(&e.mode)).with_context(|| format!("detaching from {iface}"))?;
-            done(&e.filter, &e.engine, true, format!("{} detached from {iface} ({})", e.filter, e.engine));
-        } else {
-            let why = e.gone.as_deref().unwrap_or("gone");
-            done(&e.filter, &e.engine, false, format!("{} was no longer attached on {iface} ({why}); record removed", e.filter));
+            records::remove(ns, iface);
+            return done(&e.filter, &e.engine, true, format!("{} detached from {iface} ({})", e.filter, e.engine));
         }
         records::remove(ns, iface);
-        return Ok(());
+        let why = e.gone.as_deref().unwrap_or("gone");
+        return done(&e.filter, &e.engine, false, format!("{} was no longer attached on {iface} ({why}); record removed", e.filter));
     }
     if let Some(info) = kmod_attached(ns, iface)? {
         // XDP: drop the bridge program first, so no packet reaches the
@@ -342,13 +406,11 @@ pub fn unload(iface: &str, json: bool) -> Result<()> {
         }
         crate::kmod::Device::open()?.detach(iface)?;
         let hook = if info.hook == crate::kmod::HOOK_XDP { "xdp" } else { "netfilter" };
-        done(&info.name(), "wasm", true, format!("{} detached from {iface} (wasm, {hook})", info.name()));
-        return Ok(());
+        return done(&info.name(), "wasm", true, format!("{} detached from {iface} (wasm, {hook})", info.name()));
     }
     // A bridge left without its filter (the module was reloaded).
     if detach_bridge(iface)? {
-        done("", "wasm", false, format!("xdp-bridge detached from {iface} (no wasm filter was attached)"));
-        return Ok(());
+        return done("", "wasm", false, format!("xdp-bridge detached from {iface} (no wasm filter was attached)"));
     }
     bail!("nothing attached on {iface} by wasmfw (network namespace {})", netns::display(ns))
 }
@@ -409,6 +471,11 @@ fn entries(only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// Every attachment of namespace `ns`, checked against the kernel.
+pub fn entries_in(ns: u64) -> Result<Vec<Entry>> {
+    Ok(entries(None)?.into_iter().filter(|e| e.netns_ino == ns).collect())
+}
+
 /// What runs on (`ns`, `iface`): a wasm filter (its id in the module) or
 /// an eBPF twin (its program id).
 pub enum Attached {
@@ -448,10 +515,8 @@ fn wasm_policy(target: &Path) -> Result<Policy> {
 
 /// `load --engine wasm`: load into the kernel module, then attach; a
 /// failed attach unloads again, so nothing is left behind.
-fn load_wasm(args: &LoadArgs, json: bool) -> Result<()> {
+fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook, json: bool) -> Result<()> {
     let policy = wasm_policy(&args.target)?;
-    let (iface, hook) = placement(args, policy.iface.clone(), policy.hook)?;
-    let iface = iface.as_str();
     let dev = crate::kmod::Device::open()?;
     let ifindex = check_iface(iface)?;
     let ns = netns::current()?;

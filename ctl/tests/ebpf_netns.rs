@@ -386,3 +386,62 @@ fn same_iface_name_in_two_namespaces() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `wasmfw apply DIR` (boot persistence) with a policy naming two
+/// interfaces: the first run attaches both, the second changes nothing,
+/// removing the policy file detaches them again.
+#[test]
+fn apply_converges() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED apply_converges: {why}");
+        return;
+    }
+    const NS: &str = "wfp-b";
+    const PEER: &str = "wfp-a";
+    struct Nets;
+    impl Drop for Nets {
+        fn drop(&mut self) {
+            let _ = sh(Command::new("ip").args(["netns", "del", NS]));
+            let _ = sh(Command::new("ip").args(["netns", "del", PEER]));
+        }
+    }
+    let _nets = Nets;
+    for ns in [NS, PEER] {
+        let _ = sh(Command::new("ip").args(["netns", "del", ns]));
+        ip(&["netns", "add", ns]);
+    }
+    for i in ["1", "2"] {
+        ip(&["link", "add", &format!("pa{i}"), "netns", PEER, "type", "veth", "peer", "name", &format!("pb{i}"), "netns", NS]);
+        ip(&["-n", PEER, "addr", "add", &format!("10.203.{i}.1/24"), "dev", &format!("pa{i}")]);
+        ip(&["-n", NS, "addr", "add", &format!("10.203.{i}.2/24"), "dev", &format!("pb{i}")]);
+        ip(&["-n", PEER, "link", "set", &format!("pa{i}"), "up"]);
+        ip(&["-n", NS, "link", "set", &format!("pb{i}"), "up"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("policies/icmp.toml"))
+        .unwrap()
+        .replace("filter = \"icmp_drop\"", &format!("filter = \"{}\"", root().join("target/filters/icmp_drop.wasm").display()))
+        .lines()
+        .map(|l| if l.starts_with("iface") { "iface = [\"pb1\", \"pb2\"]" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("icmp.toml"), text).unwrap();
+    let apply = || -> serde_json::Value {
+        let out = sh(in_ns(NS, &[env!("CARGO_BIN_EXE_wasmfw"), "apply", dir.path().to_str().unwrap(), "--engine", "ebpf", "--json"])
+            .env("WASMFW_STATE_DIR", state.path()));
+        assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stdout));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let ping = |i: &str| sh(&mut in_ns(PEER, &["ping", "-c", "2", "-i", "0.2", "-W", "1", &format!("10.203.{i}.2")])).status.success();
+    assert!(ping("1") && ping("2"), "no connectivity before apply");
+    let first = apply();
+    assert_eq!(first["changed"], 2, "{first}");
+    assert!(!ping("1") && !ping("2"), "ping passes after apply");
+    let second = apply();
+    assert_eq!(second["changed"], 0, "apply is not idempotent: {second}");
+    std::fs::remove_file(dir.path().join("icmp.toml")).unwrap();
+    let third = apply();
+    assert_eq!(third["changed"], 2, "{third}");
+    assert!(ping("1") && ping("2"), "ping still dropped after the policy was removed");
+}

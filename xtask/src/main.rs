@@ -7,6 +7,7 @@ mod deps;
 mod ebpf;
 mod filters;
 mod guest;
+mod install;
 mod test;
 mod testfilters;
 
@@ -36,6 +37,22 @@ enum Cmd {
         #[arg(long)]
         replay: bool,
     },
+    /// Install wasmfw, its filters and eBPF objects, completions, man page and
+    /// the systemd unit (which runs `wasmfw apply POLICY_DIR` at boot).
+    Install {
+        #[arg(long, default_value = "/usr/local")]
+        prefix: std::path::PathBuf,
+        /// Stage under this directory instead of `/`.
+        #[arg(long)]
+        destdir: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "/etc/wasmfw/policies")]
+        policy_dir: std::path::PathBuf,
+        #[arg(long, default_value = "/etc/systemd/system")]
+        unit_dir: std::path::PathBuf,
+        /// A wasmfw.ko built for the running kernel.
+        #[arg(long)]
+        module: Option<std::path::PathBuf>,
+    },
     /// Run every test (what .ci/run runs).
     Test {
         /// Skip the guest kernel tests.
@@ -52,6 +69,9 @@ fn main() -> Result<()> {
         Cmd::BuildTestFilters => testfilters::build(),
         Cmd::Demo { replay: true } => demo::replay_demo(),
         Cmd::Demo { replay: false } => guest::demo(),
+        Cmd::Install { prefix, destdir, policy_dir, unit_dir, module } => {
+            install::install(&install::Options { prefix, destdir, policy_dir, unit_dir, module })
+        }
         Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),
     }
 }

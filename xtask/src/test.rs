@@ -32,6 +32,7 @@ pub fn run_all(opts: &Options) -> Result<()> {
     step("cargo test (engine, policies, wasmfw, eBPF on veth)", &|| {
         run(Command::new("cargo").current_dir(root()).args(["test", "--workspace", "--", "--test-threads=1"]))
     });
+    step("install (staged) and systemd-analyze verify of the unit", &crate::install::check);
     step("filter SDK unit tests", &|| {
         run(Command::new("cargo").current_dir(root().join("filters")).args(["test", "-p", "wasmfw-filter-sdk"]))
     });

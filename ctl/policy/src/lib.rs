@@ -67,7 +67,9 @@ pub struct Policy {
     /// The resolved `.wasm` file.
     pub wasm: PathBuf,
     pub hook: Hook,
-    pub iface: Option<String>,
+    /// `iface = "eth0"` or `iface = ["eth0", "eth1"]`: one filter instance
+    /// set per interface (each attachment loads the filter once).
+    pub ifaces: Vec<String>,
     pub fuel: u64,
     pub memory_limit: u64,
     pub on_fault: Verdict,
@@ -106,12 +108,23 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+/// `iface`: one name or a list of names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Ifaces {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Interfaces one policy may name.
+pub const MAX_IFACES: usize = 64;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     filter: Spanned<String>,
     hook: Option<Spanned<Hook>>,
-    iface: Option<Spanned<String>>,
+    iface: Option<Spanned<Ifaces>>,
     fuel: Option<Spanned<i64>>,
     memory_limit: Option<Spanned<i64>>,
     on_fault: Option<Spanned<Verdict>>,
@@ -148,7 +161,7 @@ impl Policy {
                 .unwrap_or_else(|| "filter".into()),
             wasm: path.to_path_buf(),
             hook: Hook::Xdp,
-            iface: None,
+            ifaces: Vec::new(),
             fuel: DEFAULT_FUEL,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             on_fault: Verdict::Pass,
@@ -194,15 +207,26 @@ impl Policy {
         let wasm = resolve_filter(dir, &name).map_err(|m| err(Some(raw.filter.span()), Some("filter".into()), m))?;
 
         let hook = raw.hook.map(|h| *h.get_ref()).unwrap_or(Hook::Xdp);
-        let iface = match raw.iface {
+        let ifaces = match raw.iface {
             Some(s) => {
-                let v = s.get_ref();
-                if v.is_empty() || v.len() > 15 || v.contains(['/', ' ', '\0']) {
-                    return Err(err(Some(s.span()), Some("iface".into()), format!("'{v}' is not a valid interface name (1-15 characters, no '/' or space)")));
+                let list = match s.get_ref() {
+                    Ifaces::One(v) => vec![v.clone()],
+                    Ifaces::Many(l) => l.clone(),
+                };
+                if list.is_empty() || list.len() > MAX_IFACES {
+                    return Err(err(Some(s.span()), Some("iface".into()), format!("give 1 to {MAX_IFACES} interface names")));
                 }
-                Some(v.clone())
+                for (i, v) in list.iter().enumerate() {
+                    if v.is_empty() || v.len() > 15 || v.contains(['/', ' ', '\0']) {
+                        return Err(err(Some(s.span()), Some("iface".into()), format!("'{v}' is not a valid interface name (1-15 characters, no '/' or space)")));
+                    }
+                    if list[..i].contains(v) {
+                        return Err(err(Some(s.span()), Some("iface".into()), format!("'{v}' is named twice")));
+                    }
+                }
+                list
             }
-            None => None,
+            None => Vec::new(),
         };
         let fuel = match raw.fuel {
             Some(f) => {
@@ -240,7 +264,7 @@ impl Policy {
         }
         // A filter given as a path is named by its file stem, like a bare .wasm.
         let filter = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(name);
-        let policy = Policy { source: Some(path.to_path_buf()), filter, wasm, hook, iface, fuel, memory_limit, on_fault, params };
+        let policy = Policy { source: Some(path.to_path_buf()), filter, wasm, hook, ifaces, fuel, memory_limit, on_fault, params };
         let len = policy.config_bytes().len();
         if len > wasmfw_abi::MAX_CONFIG_LEN {
             return Err(err(None, Some("params".into()), format!("parameters encode to {len} bytes, more than {}", wasmfw_abi::MAX_CONFIG_LEN)));

@@ -22,7 +22,9 @@ fn full_policy_parses_in_order() {
     )
     .unwrap();
     assert_eq!(p.hook, Hook::Netfilter);
-    assert_eq!(p.iface.as_deref(), Some("eth0"));
+    assert_eq!(p.ifaces, ["eth0"]);
+    let many = parse("filter = \"f.wasm\"\niface = [\"eth0\", \"eth1\"]\n").unwrap();
+    assert_eq!(many.ifaces, ["eth0", "eth1"]);
     assert_eq!((p.fuel, p.memory_limit, p.on_fault), (500, 131072, Verdict::Drop));
     assert_eq!(
         String::from_utf8(p.config_bytes()).unwrap(),
@@ -68,6 +70,9 @@ fn bad_values_are_refused() {
     assert!(error("filter = \"f.wasm\"\nfuel = 0\n").contains(":2: key 'fuel': 0 is out of range"));
     assert!(error("filter = \"f.wasm\"\nmemory_limit = 1000\n").contains(":2: key 'memory_limit'"));
     assert!(error("filter = \"f.wasm\"\niface = \"a/b\"\n").contains(":2: key 'iface'"));
+    assert!(error("filter = \"f.wasm\"\niface = []\n").contains(":2: key 'iface'"));
+    assert!(error("filter = \"f.wasm\"\niface = [\"a\", \"a\"]\n").contains("named twice"));
+    assert!(error("filter = \"f.wasm\"\niface = [\"a\", \"b/c\"]\n").contains("not a valid interface name"));
     assert!(error("filter = \"f.wasm\"\n[params]\nx = { a = 1 }\n").contains(":3: key 'params.x'"));
     assert!(error("filter = \"f.wasm\"\n[params]\nx = [\"a,b\"]\n").contains(":3: key 'params.x'"));
     assert!(error("fuel = 1\n").contains("missing field `filter`"));
