@@ -84,15 +84,8 @@ fn read_target(path: &Path) -> Result<Target> {
         let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, ifaces: Vec::new() });
     }
-    let policy = match Policy::load(path) {
-        Ok(p) => p,
-        // The ebpf engine does not need the policy's .wasm: if that is all
-        // that is missing, resolve the name against an empty stand-in.
-        Err(e) if e.key.as_deref() == Some("filter") && e.message.contains("not found") => {
-            load_without_wasm(path)?
-        }
-        Err(e) => return Err(anyhow!("{e}")),
-    };
+    // The ebpf engine runs the filter's twin: its .wasm need not exist.
+    let policy = Policy::load_without_wasm(path).map_err(|e| anyhow!("{e}"))?;
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     Ok(Target {
         filter: policy.filter.clone(),
@@ -103,24 +96,6 @@ fn read_target(path: &Path) -> Result<Target> {
     })
 }
 
-fn load_without_wasm(path: &Path) -> Result<Policy> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let dir = std::env::temp_dir().join(format!("wasmfw-ebpf-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    // An empty stand-in for every twin, so the name resolves.
-    for t in Twin::ALL {
-        std::fs::write(dir.join(format!("{}.wasm", t.name())), b"")?;
-    }
-    let prev = std::env::var_os("WASMFW_FILTER_DIR");
-    std::env::set_var("WASMFW_FILTER_DIR", &dir);
-    let r = Policy::parse(path, &text);
-    match prev {
-        Some(v) => std::env::set_var("WASMFW_FILTER_DIR", v),
-        None => std::env::remove_var("WASMFW_FILTER_DIR"),
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    r.map_err(|e| anyhow!("{e}"))
-}
 
 // ---- commands -------------------------------------------------------------
 

@@ -191,8 +191,25 @@ impl Policy {
         Policy::parse(path, &text)
     }
 
+    /// Reads and checks a policy file whose filter need not be on disk
+    /// (the eBPF engine runs the filter's twin, not its .wasm): everything
+    /// is checked but the `.wasm`'s existence; `wasm` is where it would be.
+    pub fn load_without_wasm(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            file: path.display().to_string(),
+            line: None,
+            key: None,
+            message: e.to_string(),
+        })?;
+        Policy::parse_inner(path, &text, false)
+    }
+
     /// Parses policy text; `path` names it in errors and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse_inner(path, text, true)
+    }
+
+    fn parse_inner(path: &Path, text: &str, need_wasm: bool) -> Result<Policy, PolicyError> {
         let file = path.display().to_string();
         let err = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| {
             let line = span.map(|s| line_of(text, s.start));
@@ -204,7 +221,14 @@ impl Policy {
 
         let dir = path.parent().unwrap_or(Path::new("."));
         let name = raw.filter.get_ref().clone();
-        let wasm = resolve_filter(dir, &name).map_err(|m| err(Some(raw.filter.span()), Some("filter".into()), m))?;
+        let wasm = match resolve_filter(dir, &name) {
+            Ok(p) => p,
+            Err(Unresolved::Missing(p)) if !need_wasm => p,
+            Err(Unresolved::Missing(_)) | Err(Unresolved::Bad) => {
+                let m = resolve_error(dir, &name);
+                return Err(err(Some(raw.filter.span()), Some("filter".into()), m));
+            }
+        };
 
         let hook = raw.hook.map(|h| *h.get_ref()).unwrap_or(Hook::Xdp);
         let ifaces = match raw.iface {
@@ -305,13 +329,20 @@ impl Policy {
     }
 }
 
-fn resolve_filter(dir: &Path, name: &str) -> Result<PathBuf, String> {
+/// Why a filter name did not resolve: a well-formed name whose file is
+/// missing (with where it would be), or a malformed one.
+enum Unresolved {
+    Missing(PathBuf),
+    Bad,
+}
+
+fn resolve_filter(dir: &Path, name: &str) -> Result<PathBuf, Unresolved> {
     if name.contains('/') || name.ends_with(".wasm") {
         let p = dir.join(name);
-        return if p.is_file() { Ok(p) } else { Err(format!("filter file {} does not exist", p.display())) };
+        return if p.is_file() { Ok(p) } else { Err(Unresolved::Missing(p)) };
     }
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(format!("'{name}' is not a filter name"));
+        return Err(Unresolved::Bad);
     }
     let dirs = filter_search_path(dir);
     for d in &dirs {
@@ -320,8 +351,18 @@ fn resolve_filter(dir: &Path, name: &str) -> Result<PathBuf, String> {
             return Ok(p);
         }
     }
-    let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    Err(format!("filter '{name}' not found in {} (build it with `cargo xtask build-filters`)", list.join(", ")))
+    Err(Unresolved::Missing(dirs.first().map(|d| d.join(format!("{name}.wasm"))).unwrap_or_default()))
+}
+
+fn resolve_error(dir: &Path, name: &str) -> String {
+    if name.contains('/') || name.ends_with(".wasm") {
+        return format!("filter file {} does not exist", dir.join(name).display());
+    }
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return format!("'{name}' is not a filter name");
+    }
+    let list: Vec<String> = filter_search_path(dir).iter().map(|d| d.display().to_string()).collect();
+    format!("filter '{name}' not found in {} (build it with `cargo xtask build-filters`)", list.join(", "))
 }
 
 fn to_param(value: toml::Value) -> Result<Param, String> {
