@@ -71,7 +71,7 @@ pub fn run(dir: &Path, engine: Engine, mode: XdpMode, dry_run: bool, json: bool)
     let want = desired(dir)?;
     let ns = netns::current()?;
     let have: BTreeMap<String, (Option<String>, String)> =
-        manage::entries_in(ns)?.into_iter().map(|e| (e.iface.clone(), (e.policy.clone(), e.engine.clone()))).collect();
+        crate::attachments::entries_in(ns)?.into_iter().map(|e| (e.iface.clone(), (e.policy.clone(), e.engine.clone()))).collect();
     let mut changes = Vec::new();
     for (iface, policy) in &want {
         let p = Some(policy.display().to_string());

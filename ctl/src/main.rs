@@ -1,6 +1,8 @@
 //! `wasmfw`: check, replay, load and inspect Wasm packet filters.
 
+mod access;
 mod apply;
+mod attachments;
 mod check;
 mod kmod;
 mod manage;
@@ -8,6 +10,7 @@ mod maps;
 mod netns;
 mod records;
 mod replay;
+mod status;
 mod wasm;
 
 use std::path::PathBuf;
@@ -206,9 +209,9 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
         Cmd::Load(args) => manage::load(&args, json),
         Cmd::Unload { iface: Some(iface), .. } => manage::unload(&iface, json),
         Cmd::Unload { iface: None, .. } => manage::unload_all(json),
-        Cmd::Status => manage::status(json),
-        Cmd::Stats { iface } => manage::stats(iface.as_deref(), json),
-        Cmd::Poll { iface, interval, count } => manage::poll(iface.as_deref(), interval, count, json),
+        Cmd::Status => status::status(json),
+        Cmd::Stats { iface } => status::stats(iface.as_deref(), json),
+        Cmd::Poll { iface, interval, count } => status::poll(iface.as_deref(), interval, count, json),
         Cmd::Map(cmd) => maps::run(&cmd, json),
         Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
         Cmd::Completions { shell } => {

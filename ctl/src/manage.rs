@@ -1,9 +1,9 @@
-//! load / unload / status / stats / poll.
+//! load / unload / test-run: putting filters on interfaces and taking them
+//! off (`status.rs` reports, `attachments.rs` tells what is attached).
 //!
 //! Engines: `wasm` (the Wasm filter in the wasmfw kernel module,
 //! /dev/wasmfw; at XDP through xdp-bridge) and `ebpf` (the filter's eBPF
-//! twin from compare-ebpf/, attached at XDP). Both report the same shape
-//! ([`Entry`]).
+//! twin from compare-ebpf/, attached at XDP).
 //!
 //! Attachments outlive this process without pins: XDP programs are
 //! attached through netlink (`wasmfw_xdp_bridge::netlink`), so they belong
@@ -13,59 +13,17 @@
 //! `status` lists every namespace, each entry checked against the kernel.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use wasmfw_ebpf::Twin;
 use wasmfw_policy::{Hook, Param, Policy};
-use wasmfw_xdp_bridge::Mode;
 
+use crate::access::{check_iface, check_privileges, ifindex_of};
+use crate::attachments::{check_ebpf, entries_in, kmod_attached, mode_name, mode_of, xdp_mode, xdp_slot_free};
 use crate::netns;
 use crate::records::{self, now, Entry};
-use crate::{Engine, HookArg, LoadArgs, XdpMode};
-
-// ---- checks ---------------------------------------------------------------
-
-/// Effective capabilities of this process (/proc/self/status CapEff).
-fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
-}
-
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_BPF: u32 = 39;
-
-fn check_privileges(what: &str) -> Result<()> {
-    let caps = effective_caps();
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    if !has(CAP_NET_ADMIN) || !(has(CAP_BPF) || has(CAP_SYS_ADMIN)) {
-        bail!("{what} needs root (CAP_NET_ADMIN and CAP_BPF or CAP_SYS_ADMIN); run it with sudo");
-    }
-    Ok(())
-}
-
-fn check_iface(iface: &str) -> Result<u32> {
-    if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
-        bail!("'{iface}' is not a valid interface name");
-    }
-    let c = CString::new(iface).map_err(|_| anyhow!("'{iface}' is not a valid interface name"))?;
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        bail!("no interface '{iface}' (in this network namespace)");
-    }
-    Ok(idx)
-}
-
-// ---- policy ---------------------------------------------------------------
+use crate::{Engine, HookArg, LoadArgs};
 
 /// Filter name, parameters, policy path and policy hook/iface of a load target.
 struct Target {
@@ -97,9 +55,6 @@ fn read_target(path: &Path) -> Result<Target> {
 }
 
 
-// ---- commands -------------------------------------------------------------
-
-/// Interface and hook of a load: the command line's, else the policy's.
 /// Interfaces and hook of a load: `--iface` (one), else the policy's (one
 /// or more); `--hook`, else the policy's.
 fn placement(args: &LoadArgs, policy_ifaces: &[String], policy_hook: Hook) -> Result<(Vec<String>, Hook)> {
@@ -114,98 +69,6 @@ fn placement(args: &LoadArgs, policy_ifaces: &[String], policy_hook: Hook) -> Re
         None => policy_hook,
     };
     Ok((ifaces, hook))
-}
-
-fn xdp_mode(m: XdpMode) -> Mode {
-    match m {
-        XdpMode::Skb => Mode::Skb,
-        XdpMode::Native => Mode::Native,
-    }
-}
-
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Skb => "skb",
-        Mode::Native => "native",
-    }
-}
-
-fn mode_of(name: &str) -> Mode {
-    if name == "native" { Mode::Native } else { Mode::Skb }
-}
-
-/// The index of `iface` in this thread's namespace, if it exists.
-fn ifindex_of(iface: &str) -> Option<u32> {
-    let c = CString::new(iface).ok()?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (idx != 0).then_some(idx)
-}
-
-const NETNS_DELETED: &str = "network namespace deleted";
-
-/// Checks an eBPF record against the kernel: is its program still the one
-/// attached on its interface, in its namespace? Sets `attached`/`gone`.
-fn check_ebpf(e: &mut Entry) {
-    let iface = e.iface.clone();
-    let want = e.prog_id;
-    let verdict = netns::run_in(e.netns_ino, move || {
-        let Some(idx) = ifindex_of(&iface) else { return Ok(Err("interface deleted or moved".to_string())) };
-        Ok(match wasmfw_xdp_bridge::netlink::query(idx)? {
-            Some(a) if Some(a.prog_id) == want => Ok(()),
-            Some(a) => Err(format!("the interface now has another XDP program (id {})", a.prog_id)),
-            None => Err("detached by someone else".to_string()),
-        })
-    });
-    let gone = match verdict {
-        Ok(Some(Ok(()))) => None,
-        Ok(Some(Err(why))) => Some(why),
-        Ok(None) => Some(NETNS_DELETED.to_string()),
-        Err(err) => Some(format!("cannot check: {err:#}")),
-    };
-    e.attached = gone.is_none();
-    e.gone = gone;
-}
-
-/// For a wasm filter at XDP: is xdp-bridge attached on its interface (else
-/// no packet reaches the filter)? Sets `attached`/`gone`, `mode`, `prog_id`.
-fn check_bridge(e: &mut Entry) {
-    let iface = e.iface.clone();
-    let found = netns::run_in(e.netns_ino, move || {
-        let Some(idx) = ifindex_of(&iface) else { return Ok(None) };
-        Ok(wasmfw_xdp_bridge::attached(idx)?.filter(|(_, name)| name == wasmfw_xdp_bridge::PROG_NAME))
-    });
-    match found {
-        Ok(Some(Some((a, _)))) => {
-            e.mode = mode_name(a.mode).into();
-            e.prog_id = Some(a.prog_id);
-        }
-        Ok(Some(None)) => {
-            e.attached = false;
-            e.gone = Some("xdp-bridge is not attached on the interface: no packet reaches the filter".into());
-        }
-        Ok(None) => {
-            e.attached = false;
-            e.gone = Some(NETNS_DELETED.into());
-        }
-        Err(err) => {
-            e.attached = false;
-            e.gone = Some(format!("cannot check: {err:#}"));
-        }
-    }
-}
-
-/// Refuses a load where another XDP program sits; `Ok(true)` if it is
-/// xdp-bridge (a wasm filter is attached there).
-fn xdp_slot_free(ifindex: u32, iface: &str) -> Result<bool> {
-    match wasmfw_xdp_bridge::attached(ifindex)? {
-        None => Ok(false),
-        Some((_, name)) if name == wasmfw_xdp_bridge::PROG_NAME => Ok(true),
-        Some((a, name)) => bail!(
-            "another XDP program is attached on {iface} (id {}, '{name}'); detach it first (`ip link set dev {iface} xdp off`)",
-            a.prog_id
-        ),
-    }
 }
 
 thread_local! {
@@ -390,99 +253,6 @@ fn detach_one(iface: &str) -> Result<Detached> {
     bail!("nothing attached on {iface} by wasmfw (network namespace {})", netns::display(ns))
 }
 
-/// Every attachment, checked against the kernel, with its counters: eBPF
-/// records, then the wasm engine's. `only`: one (namespace, interface).
-fn entries(only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    let wanted = |ns: u64, iface: &str| only.is_none_or(|(n, i)| n == ns && i == iface);
-    for mut e in records::all() {
-        if !wanted(e.netns_ino, &e.iface) {
-            continue;
-        }
-        check_ebpf(&mut e);
-        if e.gone.as_deref() == Some(NETNS_DELETED) {
-            // Nothing can unload it any more: report it this once, forget it.
-            records::remove(e.netns_ino, &e.iface);
-        }
-        if let (true, Ok(t), Some(id)) = (e.attached, Twin::for_filter(&e.filter), e.prog_id) {
-            let counters = wasmfw_ebpf::counters_of_prog(t, id)
-                .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
-            e.counters = counters.into_iter().collect();
-        }
-        e.netns = netns::display(e.netns_ino);
-        out.push(e);
-    }
-    if Path::new(crate::kmod::DEVICE).exists() {
-        let dev = crate::kmod::Device::open()?;
-        for info in dev.list()? {
-            let ns = info.netns_ino().unwrap_or(0);
-            if info.hook == 0 || !wanted(ns, &info.ifname()) {
-                continue;
-            }
-            let policy = info.policy();
-            let xdp = info.hook == crate::kmod::HOOK_XDP;
-            let mut e = Entry {
-                netns: netns::display(ns),
-                netns_ino: ns,
-                iface: info.ifname(),
-                engine: "wasm".into(),
-                hook: if xdp { "xdp" } else { "netfilter" }.into(),
-                mode: String::new(),
-                filter: info.name(),
-                policy: (!policy.is_empty()).then_some(policy),
-                loaded_at: 0,
-                prog_id: None,
-                filter_id: Some(info.id),
-                attached: true,
-                gone: None,
-                counters: dev.counters(info.id)?.into_iter().collect(),
-            };
-            if xdp {
-                check_bridge(&mut e);
-            }
-            out.push(e);
-        }
-    }
-    Ok(out)
-}
-
-/// Every attachment of namespace `ns`, checked against the kernel.
-pub fn entries_in(ns: u64) -> Result<Vec<Entry>> {
-    Ok(entries(None)?.into_iter().filter(|e| e.netns_ino == ns).collect())
-}
-
-/// What runs on (`ns`, `iface`): a wasm filter (its id in the module) or
-/// an eBPF twin (its program id).
-pub enum Attached {
-    Wasm(u32),
-    Ebpf(u32),
-}
-
-/// The attachment on (`ns`, `iface`), checked against the kernel.
-pub fn attached_here(ns: u64, iface: &str) -> Result<Attached> {
-    if let Some(info) = kmod_attached(ns, iface)? {
-        return Ok(Attached::Wasm(info.id));
-    }
-    if let Some(mut e) = records::read(ns, iface) {
-        check_ebpf(&mut e);
-        if let (true, Some(id)) = (e.attached, e.prog_id) {
-            return Ok(Attached::Ebpf(id));
-        }
-    }
-    Err(nothing_on(iface))
-}
-
-/// The kernel module's attachment on (`ns`, `iface`), if the module is loaded.
-fn kmod_attached(ns: u64, iface: &str) -> Result<Option<crate::kmod::Info>> {
-    if !Path::new(crate::kmod::DEVICE).exists() {
-        return Ok(None);
-    }
-    Ok(crate::kmod::Device::open()?
-        .list()?
-        .into_iter()
-        .find(|i| i.hook != 0 && i.ifname() == iface && i.netns_ino().is_none_or(|n| n == ns)))
-}
-
 /// The policy of a load target for the Wasm engine (which needs the .wasm).
 fn wasm_policy(target: &Path) -> Result<Policy> {
     Policy::load(target).map_err(|e| anyhow!("{e}"))
@@ -587,142 +357,3 @@ pub fn test_run(target: &Path, pcap: &Path, repeat: u32, via_bridge: bool, json:
     result.and(unloaded)
 }
 
-fn counters_text(e: &Entry) -> String {
-    // packets, pass, drop first, then the filter's own, in their order.
-    let order: Vec<&str> = Twin::for_filter(&e.filter).map(|t| t.counters()).unwrap_or_default();
-    let mut parts: Vec<String> = order.iter().filter_map(|n| e.counters.get(*n).map(|v| format!("{n}={v}"))).collect();
-    for (k, v) in &e.counters {
-        if !order.contains(&k.as_str()) {
-            parts.push(format!("{k}={v}"));
-        }
-    }
-    parts.join(" ")
-}
-
-fn age(secs: u64) -> String {
-    if secs == 0 {
-        return "-".into(); // the kernel module does not record load times
-    }
-    let d = now().saturating_sub(secs);
-    match d {
-        0..=119 => format!("{d}s ago"),
-        120..=7199 => format!("{}m ago", d / 60),
-        _ => format!("{}h ago", d / 3600),
-    }
-}
-
-/// `--iface` of stats/poll: that interface in this namespace.
-fn only(iface: Option<&str>) -> Result<Option<(u64, &str)>> {
-    iface.map(|i| Ok((netns::current()?, i))).transpose()
-}
-
-fn nothing_on(iface: &str) -> anyhow::Error {
-    anyhow!("nothing attached on {iface} by wasmfw (network namespace {})", netns::current().map(netns::display).unwrap_or_default())
-}
-
-pub fn status(json: bool) -> Result<()> {
-    check_privileges("reading the attachments of every network namespace")?;
-    let list = entries(None)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(());
-    }
-    if list.is_empty() {
-        println!("no filters attached");
-        return Ok(());
-    }
-    println!(
-        "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<10} POLICY",
-        "NETNS", "IFACE", "ENGINE", "HOOK", "STATE", "FILTER", "LOADED"
-    );
-    for e in &list {
-        let hook = if e.mode.is_empty() { e.hook.clone() } else { format!("{}/{}", e.hook, e.mode) };
-        println!(
-            "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<10} {}",
-            e.netns,
-            e.iface,
-            e.engine,
-            hook,
-            if e.attached { "attached" } else { "GONE" },
-            e.filter,
-            age(e.loaded_at),
-            e.policy.as_deref().unwrap_or("-")
-        );
-        if let Some(why) = &e.gone {
-            println!("    gone: {why}");
-        }
-    }
-    Ok(())
-}
-
-pub fn stats(iface: Option<&str>, json: bool) -> Result<()> {
-    check_privileges("reading filter counters")?;
-    let list = entries(only(iface)?)?;
-    if let (Some(i), true) = (iface, list.is_empty()) {
-        return Err(nothing_on(i));
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(());
-    }
-    if list.is_empty() {
-        println!("no filters attached");
-    }
-    for e in &list {
-        let state = if e.attached { String::new() } else { " GONE".to_string() };
-        println!("{} {} {} ({}){state}: {}", e.netns, e.iface, e.filter, e.engine, counters_text(e));
-    }
-    Ok(())
-}
-
-pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>, json: bool) -> Result<()> {
-    check_privileges("reading filter counters")?;
-    let interval = Duration::from_secs(interval.max(1));
-    let only = only(iface)?;
-    let mut prev = entries(only)?;
-    if let (Some(i), true) = (iface, prev.is_empty()) {
-        return Err(nothing_on(i));
-    }
-    // The programs' aya-log records (if loaded with WASMFW_EBPF_LOG=...).
-    let mut loggers: Vec<_> = prev
-        .iter()
-        .filter(|e| e.engine == "ebpf")
-        .filter_map(|e| e.prog_id)
-        .filter_map(|id| wasmfw_ebpf::program_logger(id).ok())
-        .collect();
-    let mut t0 = Instant::now();
-    let mut n = 0u64;
-    while count.is_none_or(|c| n < c) {
-        std::thread::sleep(interval);
-        for l in &mut loggers {
-            l.flush();
-        }
-        let cur = entries(only)?;
-        let secs = t0.elapsed().as_secs_f64();
-        t0 = Instant::now();
-        for e in &cur {
-            let before = prev.iter().find(|p| p.iface == e.iface && p.netns_ino == e.netns_ino);
-            let rates: Vec<String> = e
-                .counters
-                .iter()
-                .map(|(k, v)| {
-                    let d = v.saturating_sub(before.and_then(|b| b.counters.get(k)).copied().unwrap_or(0));
-                    format!("{k}={:.0}/s", d as f64 / secs)
-                })
-                .collect();
-            if json {
-                let per_sec: BTreeMap<&str, f64> = e
-                    .counters
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.saturating_sub(before.and_then(|b| b.counters.get(k)).copied().unwrap_or(0)) as f64 / secs))
-                    .collect();
-                println!("{}", serde_json::json!({"netns": e.netns, "iface": e.iface, "filter": e.filter, "per_second": per_sec}));
-            } else {
-                println!("{} {} {}: {}", e.netns, e.iface, e.filter, rates.join(" "));
-            }
-        }
-        prev = cur;
-        n += 1;
-    }
-    Ok(())
-}

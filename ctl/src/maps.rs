@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use crate::kmod::{self, Device};
-use crate::manage;
 use crate::netns;
 
 /// What `map` does.
@@ -100,13 +99,13 @@ enum Target {
 impl Target {
     fn find(iface: &str) -> Result<Target> {
         let ns = netns::current()?;
-        match manage::attached_here(ns, iface)? {
-            manage::Attached::Wasm(id) => {
+        match crate::attachments::attached_here(ns, iface)? {
+            crate::attachments::Attached::Wasm(id) => {
                 let dev = Device::open()?;
                 let maps = dev.maps(id)?;
                 Ok(Target::Wasm { dev, id, maps })
             }
-            manage::Attached::Ebpf(prog_id) => Ok(Target::Ebpf { maps: wasmfw_ebpf::rawmap::maps_of_prog(prog_id)? }),
+            crate::attachments::Attached::Ebpf(prog_id) => Ok(Target::Ebpf { maps: wasmfw_ebpf::rawmap::maps_of_prog(prog_id)? }),
         }
     }
 
