@@ -182,26 +182,14 @@ impl Policy {
             }
             return Ok(Policy::for_wasm(path));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-            file: path.display().to_string(),
-            line: None,
-            key: None,
-            message: e.to_string(),
-        })?;
-        Policy::parse(path, &text)
+        Policy::parse(path, &read(path)?)
     }
 
     /// Reads and checks a policy file whose filter need not be on disk
     /// (the eBPF engine runs the filter's twin, not its .wasm): everything
     /// is checked but the `.wasm`'s existence; `wasm` is where it would be.
     pub fn load_without_wasm(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-            file: path.display().to_string(),
-            line: None,
-            key: None,
-            message: e.to_string(),
-        })?;
-        Policy::parse_inner(path, &text, false)
+        Policy::parse_inner(path, &read(path)?, false)
     }
 
     /// Parses policy text; `path` names it in errors and anchors relative paths.
@@ -334,6 +322,16 @@ impl Policy {
 enum Unresolved {
     Missing(PathBuf),
     Bad,
+}
+
+/// A policy file's text, or an error naming the file.
+fn read(path: &Path) -> Result<String, PolicyError> {
+    std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: path.display().to_string(),
+        line: None,
+        key: None,
+        message: e.to_string(),
+    })
 }
 
 fn resolve_filter(dir: &Path, name: &str) -> Result<PathBuf, Unresolved> {
