@@ -17,3 +17,15 @@ pub fn test() -> Result<()> {
 pub fn demo() -> Result<()> {
     run(Command::new("bash").arg(root().join("kmod/tests/run.sh")).arg("--demo"))
 }
+
+/// The mechanism of `kmod/guest/patches/uml-xstate-runtime-size.patch`,
+/// on this host's own XSAVE layout: a buffer smaller than the host's XSAVE
+/// area is refused by PTRACE_SETREGSET (EFAULT, the AMX symptom), a
+/// host-sized scratch buffer with the truncated components in init state
+/// is accepted and keeps the registers UML holds (`kmod/guest/xstate-check.c`).
+pub fn xstate_check() -> Result<()> {
+    let out = root().join("target/xstate-check");
+    std::fs::create_dir_all(root().join("target"))?;
+    run(Command::new("gcc").arg("-O1").arg("-o").arg(&out).arg(root().join("kmod/guest/xstate-check.c")))?;
+    run(&mut Command::new(&out))
+}

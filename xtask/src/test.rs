@@ -36,6 +36,7 @@ pub fn run_all(opts: &Options) -> Result<()> {
     step("filter SDK unit tests", &|| {
         run(Command::new("cargo").current_dir(root().join("filters")).args(["test", "-p", "wasmfw-filter-sdk"]))
     });
+    step("UML FP/XSTATE sizing through ptrace (the AMX fix, on this host)", &crate::guest::xstate_check);
     if !opts.no_guest {
         step("guest kernel tests", &crate::guest::test);
     }
