@@ -8,6 +8,7 @@ mod ebpf;
 mod filters;
 mod guest;
 mod install;
+mod spec;
 mod test;
 mod testfilters;
 
@@ -53,6 +54,23 @@ enum Cmd {
         #[arg(long)]
         module: Option<std::path::PathBuf>,
     },
+    /// The WebAssembly 1.0 spec test suite in userspace and in the kernel (UML guest), side by side (docs/conformance.md).
+    Spec {
+        /// Raw results as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only the userspace column.
+        #[arg(long)]
+        no_kernel: bool,
+        /// The guest for the kernel column.
+        #[arg(long, default_value = "uml")]
+        guest: String,
+        /// Only the .wast files whose name contains one of these.
+        files: Vec<String>,
+    },
+    /// Inside the guest: feed REQUESTS to /dev/wasmfw_spectest, write RESPONSES (used by `spec`).
+    #[command(hide = true)]
+    SpecGuest { requests: std::path::PathBuf, responses: std::path::PathBuf },
     /// Run every test (what .ci/run runs).
     Test {
         /// Skip the guest kernel tests.
@@ -72,6 +90,8 @@ fn main() -> Result<()> {
         Cmd::Install { prefix, destdir, policy_dir, unit_dir, module } => {
             install::install(&install::Options { prefix, destdir, policy_dir, unit_dir, module })
         }
+        Cmd::Spec { json, no_kernel, guest, files } => spec::run(&spec::Options { json, no_kernel, guest, files }),
+        Cmd::SpecGuest { requests, responses } => spec::guest_driver(&requests, &responses),
         Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),
     }
 }

@@ -32,6 +32,15 @@ use wasmi::{Global, Memory, Store, TypedFunc, Val};
 pub use load::load;
 pub use maps::{MapInfo, MapKind, DUMP_CHUNK};
 
+/// Test-only (feature `spectest`, never enabled by the product builds): the
+/// exact wasmi configuration filters are compiled with (fuel, limits, stack
+/// sizes, features, floats off), for the spec-suite runner (kmod/spectest),
+/// which turns floats on and keeps everything else.
+#[cfg(feature = "spectest")]
+pub fn filter_engine_config() -> wasmi::Config {
+    load::engine().config().clone()
+}
+
 /// What the host provides to filters besides maps and counters.
 pub trait Env: Send + Sync {
     /// Monotonic nanoseconds (`ktime_get_ns`; capture time under replay).

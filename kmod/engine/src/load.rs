@@ -54,7 +54,7 @@ fn sig(params: &[ValType], results: &[ValType]) -> String {
 /// exactly what the kernel accepts. Each instance gets its own engine: its
 /// cached value stack is then reused call after call without a lock shared
 /// between CPUs.
-fn engine() -> Engine {
+pub(crate) fn engine() -> Engine {
     let mut c = Config::default();
     c.consume_fuel(true)
         // Filters are integer code; the kernel cannot use the FPU in softirq.
