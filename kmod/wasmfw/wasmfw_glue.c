@@ -374,7 +374,10 @@ static void wasmfw_load_discard(const u8 *msg, size_t len)
 	pr_info_ratelimited("load abandoned: %s\n", why);
 	lw->filter = NULL;
 	lw->aborted = true;
-	snprintf(lw->err, lw->err_cap, "out of memory (%s)", why);
+	/* wasmi's failed allocations panic with "memory allocation of N bytes
+	 * failed"; anything else would be an engine bug, caught all the same. */
+	snprintf(lw->err, lw->err_cap, "%s (%s)",
+		 strncmp(why, "memory allocation", 17) ? "engine error" : "out of memory", why);
 }
 
 #ifdef WASMFW_OWN_STACK
@@ -482,7 +485,7 @@ static void wasmfw_run_load(struct wasmfw_load_work *lw)
 	lw->memcg = current->mm ? get_mem_cgroup_from_mm(current->mm) : NULL;
 	t = kthread_run(wasmfw_load_thread, lw, "wasmfw-load");
 	if (IS_ERR(t)) {
-		strscpy(lw->err, "cannot start the load thread", lw->err_cap);
+		strscpy(lw->err, "out of memory: cannot start the load thread", lw->err_cap);
 		lw->aborted = true;
 	} else {
 		wait_for_completion(&lw->done);
@@ -521,7 +524,7 @@ struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cf
 	}
 	*stack_used = lw.stack_used;
 	if (!lw.filter)
-		*errno_out = (lw.aborted || !strncmp(err, "out of memory", 13)) ? -ENOMEM : -EINVAL;
+		*errno_out = !strncmp(err, "out of memory", 13) ? -ENOMEM : -EINVAL;
 	return lw.filter;
 }
 
