@@ -8,9 +8,12 @@
 
 #[allow(dead_code)] // run_ebpf (default params) is not used here
 mod ebpf;
+mod flood;
 mod fuel;
+mod guest;
 mod native;
 mod packets;
+mod report;
 mod xdp;
 
 use std::collections::BTreeMap;
@@ -126,6 +129,45 @@ enum Cmd {
     Packets {
         #[arg(short, long)]
         verbose: bool,
+    },
+    /// In a guest with wasmfw.ko: every benchmark packet through the
+    /// module's test-run, xdp-bridge + Wasm, xdp-bridge + native kfunc, the
+    /// eBPF twin and an empty XDP program (JSON on stdout).
+    Guest {
+        /// Runs per packet and path.
+        #[arg(long, default_value_t = 100_000)]
+        runs: u32,
+        /// Where to write the policies and captures used.
+        #[arg(long)]
+        work: PathBuf,
+        /// The wasmfw CLI.
+        #[arg(long, default_value_os_t = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/wasmfw"))]
+        wasmfw: PathBuf,
+    },
+    /// Send the 64-byte ICMP echo frame out of IFACE as fast as possible for
+    /// SECS seconds (AF_PACKET, sendmmsg); prints a JSON line.
+    Flood {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        dst_mac: String,
+        #[arg(long)]
+        src_mac: String,
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+    },
+    /// Attach xdp-bridge calling the module's native kfunc on IFACE.
+    AttachNative {
+        #[arg(long)]
+        iface: String,
+    },
+    /// Merge DIR/host.json, DIR/guest-uml.json and DIR/throughput-uml.jsonl
+    /// into one table, OUT/results.json and OUT/results.svg.
+    Report {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -382,6 +424,15 @@ fn host() -> Host {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    match &cli.cmd {
+        Some(Cmd::Flood { iface, dst_mac, src_mac, secs }) => return flood::flood(iface, dst_mac, src_mac, *secs),
+        Some(Cmd::AttachNative { iface }) => return flood::attach_native(iface),
+        Some(Cmd::Report { dir, out }) => return report::run(dir, out),
+        Some(Cmd::Guest { runs, work, wasmfw }) => {
+            return guest::run(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."), wasmfw, work, *runs)
+        }
+        _ => {}
+    }
     let filters: Vec<&'static str> = if cli.filter.is_empty() {
         FILTERS.iter().map(|(f, _)| *f).collect()
     } else {

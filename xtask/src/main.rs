@@ -2,6 +2,7 @@
 //! needs (Debian packages, cargo tools), builds the parts that need other
 //! targets or toolchains, and runs every test.
 
+mod bench;
 mod demo;
 mod deps;
 mod ebpf;
@@ -71,6 +72,15 @@ enum Cmd {
     /// Inside the guest: feed REQUESTS to /dev/wasmfw_spectest, write RESPONSES (used by `spec`).
     #[command(hide = true)]
     SpecGuest { requests: std::path::PathBuf, responses: std::path::PathBuf },
+    /// Every benchmark in one table: host (Wasm, native, eBPF JIT) and UML guest (module, bridge, throughput), target/bench/results.{json,svg}.
+    Bench {
+        /// Shorter rounds and floods (a few minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Host figures only (no guest kernel).
+        #[arg(long)]
+        no_guest: bool,
+    },
     /// Run every test (what .ci/run runs).
     Test {
         /// Skip the guest kernel tests.
@@ -92,6 +102,7 @@ fn main() -> Result<()> {
         }
         Cmd::Spec { json, no_kernel, guest, files } => spec::run(&spec::Options { json, no_kernel, guest, files }),
         Cmd::SpecGuest { requests, responses } => spec::guest_driver(&requests, &responses),
+        Cmd::Bench { quick, no_guest } => bench::run_all(&bench::Options { quick, no_guest }),
         Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),
     }
 }

@@ -1,0 +1,109 @@
+//! `cargo xtask bench [--quick]`: every benchmark in one go, one table.
+//! Builds what is missing (filters, eBPF twins, wasmfw, wasmfw-bench, the
+//! UML kernel and wasmfw.ko), then
+//! 1. host: `wasmfw-bench --json` (Wasm engine and native Rust in
+//!    userspace, eBPF twins with the JIT via BPF_PROG_TEST_RUN) into
+//!    target/bench/host.json;
+//! 2. UML guest: kmod/tests/bench-guest.sh (the module's test-run, xdp-bridge
+//!    + Wasm, xdp-bridge + native kfunc, interpreted eBPF twins; throughput
+//!    over veth) into target/bench/guest-uml.json and throughput-uml.jsonl;
+//! 3. `wasmfw-bench report`: the merged table on stdout,
+//!    target/bench/results.json and target/bench/results.svg.
+//!
+//! Not part of `cargo xtask test`: benchmarks are not tests.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::deps::{root, run};
+
+pub struct Options {
+    /// Shorter rounds and floods: a smoke run in a few minutes.
+    pub quick: bool,
+    /// Skip the guest (host figures only).
+    pub no_guest: bool,
+}
+
+fn cache() -> std::path::PathBuf {
+    match std::env::var_os("WASMFW_CACHE") {
+        Some(d) => d.into(),
+        None => Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/wasmfw"),
+    }
+}
+
+/// Runs a command and returns its stdout (stderr passes through).
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.stderr(std::process::Stdio::inherit()).output().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", out.status);
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+pub fn run_all(o: &Options) -> Result<()> {
+    let root = root();
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    // Stale inputs must not end up in this run's table.
+    for f in ["host.json", "guest-uml.json", "throughput-uml.jsonl"] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+
+    eprintln!("xtask bench: building (filters, eBPF twins, wasmfw, wasmfw-bench)");
+    crate::filters::build()?;
+    if !root.join("target/ebpf/empty.o").is_file() {
+        crate::ebpf::build()?;
+    }
+    run(Command::new("nice")
+        .args(["cargo", "build", "--quiet", "--release", "-p", "wasmfw", "-p", "wasmfw-bench"])
+        .current_dir(&root))?;
+    let bench = root.join("target/release/wasmfw-bench");
+
+    // ---- host -----------------------------------------------------------------
+    eprintln!("xtask bench: host: Wasm engine and native Rust in userspace, eBPF twins with the JIT");
+    let mut host = Command::new(&bench);
+    host.arg("--json");
+    if o.quick {
+        host.args(["--rounds", "3", "--round-ms", "40"]);
+    }
+    let json = output(&mut host)?;
+    std::fs::write(out.join("host.json"), json)?;
+
+    // ---- UML guest --------------------------------------------------------------
+    if !o.no_guest {
+        let g = root.join("kmod/guest");
+        eprintln!("xtask bench: UML guest: kernel and wasmfw.ko");
+        run(Command::new(g.join("kernel.sh")).args(["build", "uml"]).stdout(std::process::Stdio::null()))?;
+        let ko = output(Command::new("nice").arg(root.join("kmod/build-module.sh")).arg("uml"))?;
+        let ko = ko.lines().last().unwrap_or("").trim().to_string();
+        if !Path::new(&ko).is_file() {
+            bail!("kmod/build-module.sh uml printed no module path (got '{ko}')");
+        }
+        let scratch = cache().join("scratch/bench-uml");
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch)?;
+        let (runs, secs) = if o.quick { ("20000", "2") } else { ("200000", "5") };
+        eprintln!("xtask bench: UML guest: kernel paths ({runs} runs per figure), throughput ({secs} s per configuration)");
+        run(Command::new(g.join("boot.sh"))
+            .args(["uml", "--init"])
+            .arg(root.join("kmod/tests/bench-guest.sh"))
+            .args(["--env", &format!("WASMFW_KO={ko}")])
+            .args(["--env", &format!("WASMFW_BENCH_RUNS={runs}")])
+            .args(["--env", &format!("WASMFW_BENCH_SECS={secs}")])
+            .args(["--timeout", "1200", "--scratch"])
+            .arg(&scratch)
+            .arg("--log")
+            .arg(out.join("uml.log"))
+            // The console is in uml.log; only the guest script's lines here.
+            .stdout(std::process::Stdio::null()))
+        .with_context(|| format!("the UML guest failed: see {}", out.join("uml.log").display()))?;
+        for f in ["guest-uml.json", "throughput-uml.jsonl"] {
+            std::fs::copy(scratch.join(f), out.join(f)).with_context(|| format!("the guest wrote no {f}"))?;
+        }
+    }
+
+    // ---- one table, results.json, results.svg ---------------------------------------------
+    run(Command::new(&bench).arg("report").arg("--dir").arg(&out).arg("--out").arg(&out))
+}
