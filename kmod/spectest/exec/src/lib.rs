@@ -242,3 +242,58 @@ fn from_wire(v: &Value) -> Val {
         Value::ExternRef(_) | Value::Unsupported => Val::ExternRef(Nullable::Null),
     }
 }
+
+/// `f32` -> `f64` (`f64.promote_f32`) on bits, quieting a signaling NaN as
+/// IEEE 754 and the Wasm spec require (the result is an arithmetic NaN).
+/// The kernel target is soft-float: there `x as f64` is compiler_builtins'
+/// `__extendsfdf2`, which keeps a signaling NaN signaling (found by this
+/// suite, conversions.wast:358/360). kmod/spectest/ffi replaces that
+/// symbol with this function. Integer-only: it must not call itself.
+pub fn promote_f32_bits(x: u32) -> u64 {
+    let sign = u64::from(x >> 31) << 63;
+    let exp = (x >> 23) & 0xff;
+    let mant = u64::from(x & 0x7f_ffff);
+    let rest = if exp == 0xff {
+        if mant == 0 {
+            0x7ff0_0000_0000_0000
+        } else {
+            0x7ff8_0000_0000_0000 | (mant << 29)
+        }
+    } else if exp == 0 {
+        if mant == 0 {
+            0
+        } else {
+            // Subnormal: mant x 2^-149 with its top bit at position p.
+            let p = 63 - u64::from(mant.leading_zeros());
+            let e = p + 1023 - 149;
+            (e << 52) | ((mant << (52 - p)) & 0x000f_ffff_ffff_ffff)
+        }
+    } else {
+        (u64::from(exp) + 1023 - 127) << 52 | (mant << 29)
+    };
+    sign | rest
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::promote_f32_bits;
+
+    #[test]
+    fn promote_matches_hardware_and_quiets_snan() {
+        // The host's SSE conversion is the reference (it quiets sNaNs too).
+        let mut x: u32 = 0;
+        loop {
+            let want = (f32::from_bits(x) as f64).to_bits();
+            assert_eq!(promote_f32_bits(x), want, "{x:#010x}");
+            match x.checked_add(65_521) {
+                Some(n) => x = n,
+                None => break,
+            }
+        }
+        for x in [0u32, 0x8000_0000, 1, 0x8000_0001, 0x007f_ffff, 0x0080_0000, 0x7f7f_ffff, 0x7f80_0000, 0xff80_0000, 0x7fa0_0000, 0xffa0_0000, 0x7fc0_0000, 0x7f80_0001] {
+            assert_eq!(promote_f32_bits(x), (f32::from_bits(x) as f64).to_bits(), "{x:#010x}");
+        }
+        assert_eq!(promote_f32_bits(0x7fa0_0000), 0x7ffc_0000_0000_0000);
+    }
+}
