@@ -671,8 +671,8 @@ fn refusal_class(msg: &str) -> String {
         "floats (the filter configuration has floats off)".into()
     } else if m.contains("start") {
         "start function".into()
-    } else if m.contains("limit") {
-        "an enforced limit".into()
+    } else if m.contains("limit") || m.contains("minimum average bytes") {
+        "an enforced limit (wasmi's strict limits)".into()
     } else if m.contains("imports unknown") || m.contains("which is not a function") {
         "imports outside the filter ABI (spectest, other modules)".into()
     } else if m.contains("missing export") || m.contains("export ") {
