@@ -134,7 +134,8 @@ enum Cmd {
     /// module's test-run, xdp-bridge + Wasm, xdp-bridge + native kfunc, the
     /// eBPF twin and an empty XDP program (JSON on stdout).
     Guest {
-        /// Runs per packet and path.
+        /// Runs per packet, path and round (the figure is the fastest of
+        /// --rounds rounds).
         #[arg(long, default_value_t = 100_000)]
         runs: u32,
         /// Where to write the policies and captures used.
@@ -429,7 +430,7 @@ fn main() -> Result<()> {
         Some(Cmd::AttachNative { iface }) => return flood::attach_native(iface),
         Some(Cmd::Report { dir, out }) => return report::run(dir, out),
         Some(Cmd::Guest { runs, work, wasmfw }) => {
-            return guest::run(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."), wasmfw, work, *runs)
+            return guest::run(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."), wasmfw, work, *runs, cli.rounds)
         }
         _ => {}
     }

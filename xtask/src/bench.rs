@@ -84,21 +84,38 @@ pub fn run_all(o: &Options) -> Result<()> {
         let scratch = cache().join("scratch/bench-uml");
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch)?;
-        let (runs, secs) = if o.quick { ("20000", "2") } else { ("200000", "5") };
-        eprintln!("xtask bench: UML guest: kernel paths ({runs} runs per figure), throughput ({secs} s per configuration)");
-        run(Command::new(g.join("boot.sh"))
+        // (runs per figure and round, rounds, seconds per flood, floods per configuration)
+        let (runs, rounds, secs, floods) = if o.quick { (10_000, 3, 1, 2) } else { (100_000, 5, 3, 3) };
+        eprintln!(
+            "xtask bench: UML guest: kernel paths (fastest of {rounds} x {runs} runs), throughput (best of {floods} x {secs} s floods)"
+        );
+        let mut child = Command::new(g.join("boot.sh"))
             .args(["uml", "--init"])
             .arg(root.join("kmod/tests/bench-guest.sh"))
             .args(["--env", &format!("WASMFW_KO={ko}")])
             .args(["--env", &format!("WASMFW_BENCH_RUNS={runs}")])
+            .args(["--env", &format!("WASMFW_BENCH_ROUNDS={rounds}")])
             .args(["--env", &format!("WASMFW_BENCH_SECS={secs}")])
-            .args(["--timeout", "1200", "--scratch"])
+            .args(["--env", &format!("WASMFW_BENCH_TP_ROUNDS={floods}")])
+            .args(["--timeout", "1500", "--scratch"])
             .arg(&scratch)
             .arg("--log")
             .arg(out.join("uml.log"))
-            // The console is in uml.log; only the guest script's lines here.
-            .stdout(std::process::Stdio::null()))
-        .with_context(|| format!("the UML guest failed: see {}", out.join("uml.log").display()))?;
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot run kmod/guest/boot.sh")?;
+        // The whole console goes to uml.log; show only the script's progress.
+        let stdout = child.stdout.take().context("no stdout")?;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let line = line?;
+            if line.starts_with("  [bench]") || line.starts_with("guest bench:") || line.starts_with("[guest]") {
+                eprintln!("{line}");
+            }
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("the UML guest failed ({status}): see {}", out.join("uml.log").display());
+        }
         for f in ["guest-uml.json", "throughput-uml.jsonl"] {
             std::fs::copy(scratch.join(f), out.join(f)).with_context(|| format!("the guest wrote no {f}"))?;
         }
