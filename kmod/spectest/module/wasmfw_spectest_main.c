@@ -20,6 +20,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/objtool.h>
 #include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -63,6 +64,15 @@ static DEFINE_MUTEX(wfs_mutex);		/* one engine call at a time */
 static struct wfs_work *wfs_cur;	/* the call in progress */
 static struct task_struct *wfs_task;	/* its kthread */
 static atomic_long_t wfs_panics = ATOMIC_LONG_INIT(0);
+static unsigned long wfs_nallocs;	/* allocations of the command in progress */
+static unsigned long wfs_fail_nth;
+module_param_named(fail_alloc_nth, wfs_fail_nth, ulong, 0600);
+MODULE_PARM_DESC(fail_alloc_nth, "test only: fail the Nth allocation of every command (0: never)");
+
+#if defined(CONFIG_X86_64) && !defined(CONFIG_UML) && !defined(CONFIG_KASAN)
+#define WFS_OWN_STACK 1
+#define WFS_STACK_BYTES (64 * 1024)	/* private stack of an engine call */
+#endif
 
 /* Allocations carry the base pointer in front of the aligned block. */
 void *wfs_host_alloc(size_t size, size_t align)
@@ -74,6 +84,8 @@ void *wfs_host_alloc(size_t size, size_t align)
 	if (align < sizeof(void *))
 		align = sizeof(void *);
 	if (check_add_overflow(size, align + sizeof(void *), &total))
+		return NULL;
+	if (current == READ_ONCE(wfs_task) && ++wfs_nallocs == READ_ONCE(wfs_fail_nth))
 		return NULL;
 	base = kvmalloc(total, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!base)
@@ -89,32 +101,8 @@ void wfs_host_free(void *ptr)
 		kvfree(((void **)ptr)[-1]);
 }
 
-void __noreturn wfs_host_panic(const u8 *msg, size_t len)
+static void wfs_do(struct wfs_work *w)
 {
-	struct wfs_work *w = wfs_cur;
-
-	if (w && current == READ_ONCE(wfs_task)) {
-		size_t i, n = min_t(size_t, len, WFS_PANIC_MSG);
-
-		/* printable ASCII only: the text may quote the module */
-		for (i = 0; i < n; i++)
-			w->msg[i] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
-		w->msg[n] = 0;
-		w->panicked = true;
-		atomic_long_inc(&wfs_panics);
-		pr_warn("wasmfw_spectest: engine panic, command abandoned: %s\n", w->msg);
-		WRITE_ONCE(wfs_task, NULL);
-		complete(&w->done);	/* w may be gone after this */
-		kthread_exit(0);
-	}
-	panic("wasmfw_spectest: engine panic outside a command: %.*s\n", (int)min_t(size_t, len, WFS_PANIC_MSG), msg);
-}
-
-static int wfs_thread(void *arg)
-{
-	struct wfs_work *w = arg;
-
-	WRITE_ONCE(wfs_task, current);
 	switch (w->op) {
 	case WFS_NEW:
 		w->s = wfs_session_new();
@@ -126,6 +114,74 @@ static int wfs_thread(void *arg)
 		w->resp_len = wfs_exec(w->s, w->req, w->req_len, w->resp, w->resp_cap);
 		break;
 	}
+}
+
+#ifdef WFS_OWN_STACK
+static void *wfs_stack;			/* WFS_STACK_BYTES, allocated at init */
+static unsigned long wfs_saved_rsp;	/* the ioctl's RSP during a call */
+static void *wfs_stack_top;
+
+/*
+ * Calls wfs_do(wfs_cur) with RSP at the top of the private stack (the
+ * technique of kmod/wasmfw/wasmfw_glue.c's load stack): RBP is saved on
+ * the old stack, every other callee-saved register is declared clobbered,
+ * so wfs_resume - reached by the call returning or by the jump in
+ * wfs_abandon - needs nothing but the saved RSP.
+ */
+static noinline void wfs_call_on_stack(void)
+{
+	wfs_stack_top = wfs_stack + WFS_STACK_BYTES;
+	asm volatile("push %%rbp\n\t"
+		     "mov %%rsp, %[saved]\n\t"
+		     "mov %[top], %%rsp\n\t"
+		     "mov %[w], %%rdi\n\t"
+		     "call %P[fn]\n"
+		     "wfs_resume:\n\t"
+		     "mov %[saved], %%rsp\n\t"
+		     "pop %%rbp"
+		     : [saved] "+m"(wfs_saved_rsp)
+		     : [top] "m"(wfs_stack_top), [w] "m"(wfs_cur), [fn] "i"(wfs_do)
+		     : "rbx", "r12", "r13", "r14", "r15", "rax", "rcx", "rdx", "rsi", "rdi",
+		       "r8", "r9", "r10", "r11", "memory", "cc");
+}
+
+/* Back to wfs_call_on_stack's caller, the private stack abandoned. objtool
+ * cannot follow the jump: its checks are skipped here (never returns). */
+static noinline void __noreturn wfs_abandon(struct wfs_work *w)
+{
+	asm volatile("jmp wfs_resume");
+	unreachable();
+}
+STACK_FRAME_NON_STANDARD(wfs_abandon);
+
+/* Runs w on the private stack; caller holds wfs_mutex. */
+static int wfs_run(struct wfs_work *w)
+{
+	wfs_cur = w;
+	wfs_nallocs = 0;
+	WRITE_ONCE(wfs_task, current);
+	wfs_call_on_stack();
+	WRITE_ONCE(wfs_task, NULL);
+	wfs_cur = NULL;
+	return 0;
+}
+#else
+/* The call runs on a kthread of its own: abandoning it is kthread_exit()
+ * from wherever the engine failed; the stack goes with the thread. */
+static void __noreturn wfs_abandon(struct wfs_work *w)
+{
+	WRITE_ONCE(wfs_task, NULL);
+	complete(&w->done);	/* w may be gone after this */
+	kthread_exit(0);
+}
+
+static int wfs_thread(void *arg)
+{
+	struct wfs_work *w = arg;
+
+	wfs_nallocs = 0;
+	WRITE_ONCE(wfs_task, current);
+	wfs_do(w);
 	WRITE_ONCE(wfs_task, NULL);
 	complete(&w->done);
 	return 0;
@@ -146,6 +202,26 @@ static int wfs_run(struct wfs_work *w)
 	wait_for_completion(&w->done);
 	wfs_cur = NULL;
 	return 0;
+}
+#endif
+
+void __noreturn wfs_host_panic(const u8 *msg, size_t len)
+{
+	struct wfs_work *w = wfs_cur;
+
+	if (w && current == READ_ONCE(wfs_task)) {
+		size_t i, n = min_t(size_t, len, WFS_PANIC_MSG);
+
+		/* printable ASCII only: the text may quote the module */
+		for (i = 0; i < n; i++)
+			w->msg[i] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
+		w->msg[n] = 0;
+		w->panicked = true;
+		atomic_long_inc(&wfs_panics);
+		pr_warn("wasmfw_spectest: engine panic, command abandoned: %s\n", w->msg);
+		wfs_abandon(w);
+	}
+	panic("wasmfw_spectest: engine panic outside a command: %.*s\n", (int)min_t(size_t, len, WFS_PANIC_MSG), msg);
 }
 
 static int wfs_open(struct inode *inode, struct file *file)
@@ -288,13 +364,28 @@ static struct miscdevice wfs_dev = {
 
 static int __init wfs_init(void)
 {
+	int err;
+
+#ifdef WFS_OWN_STACK
+	wfs_stack = vmalloc(WFS_STACK_BYTES);
+	if (!wfs_stack)
+		return -ENOMEM;
+#endif
 	pr_info("wasmfw_spectest: TEST ONLY module loaded (spec-suite executor, floats on)\n");
-	return misc_register(&wfs_dev);
+	err = misc_register(&wfs_dev);
+#ifdef WFS_OWN_STACK
+	if (err)
+		vfree(wfs_stack);
+#endif
+	return err;
 }
 
 static void __exit wfs_exit(void)
 {
 	misc_deregister(&wfs_dev);
+#ifdef WFS_OWN_STACK
+	vfree(wfs_stack);
+#endif
 	if (atomic_long_read(&wfs_panics))
 		pr_warn("wasmfw_spectest: %ld engine panics during this load (their sessions leaked)\n",
 			atomic_long_read(&wfs_panics));
