@@ -36,6 +36,12 @@ const HPI_PERCENT: f64 = 71.20;
 const GUEST_TIMEOUT_SECS: u32 = 600;
 /// Bytes the guest driver offers the kernel for one response.
 const RESP_CAP: usize = 256 * 1024;
+/// Fault injection after the suite: allocation n of each command fails,
+/// for n = 1, 1 + FAULT_SWEEP_STRIDE, ... up to FAULT_SWEEP_N, while the
+/// first FAULT_SWEEP_REQS requests of the first file run.
+const FAULT_SWEEP_N: usize = 800;
+const FAULT_SWEEP_STRIDE: usize = 1;
+const FAULT_SWEEP_REQS: usize = 4;
 
 pub struct Options {
     pub json: bool,
@@ -431,10 +437,21 @@ fn run_kernel(files: &[SpecFile], guest: &str) -> Result<Vec<Vec<Option<wire::Re
         .arg(format!("WFS_KO={ko}"))
         .arg("--env")
         .arg(format!("WFS_XTASK={}", xtask.display()))
+        .arg("--env")
+        .arg(format!("WFS_FAULT_SWEEP={FAULT_SWEEP_N}"))
         .stdout(std::process::Stdio::null())
         .status()
         .context("kmod/guest/boot.sh")?;
     let resp = read_batch(&scratch.join("responses.bin"), files);
+    match std::fs::read_to_string(scratch.join("fault.txt")) {
+        Ok(t) => {
+            eprintln!("spec: {}", t.trim());
+            if !t.contains(" 0 ioctl errors") || t.contains(" 0 engine panics") {
+                bail!("fault injection: expected recovered engine panics and no ioctl error: {}", t.trim());
+            }
+        }
+        Err(e) => bail!("fault injection left no result ({e}); guest log: {}", log.display()),
+    }
     if !status.success() {
         eprintln!("spec: the guest exited with {status} (log: {}); responses missing from there on count as failures", log.display());
         if status.code() == Some(126) {
@@ -525,6 +542,71 @@ pub fn guest_driver(reqs: &Path, resps: &Path) -> Result<()> {
         }
         out.flush()?;
         eprintln!("spec-guest: {name}: {count} requests in {:.2} s", t.elapsed().as_secs_f64());
+    }
+    if let Some(n) = std::env::var("WFS_FAULT_SWEEP").ok().and_then(|v| v.parse::<usize>().ok()) {
+        fault_sweep(&dev, &data, n, &resps.with_file_name("fault.txt"))?;
+    }
+    Ok(())
+}
+
+/// Fails allocation n of every command for n = 1..=max while the first
+/// requests of the first file run: each command must answer (an engine
+/// panic, an error, or its result), the module must stay usable.
+fn fault_sweep(dev: &std::fs::File, data: &[u8], max: usize, out: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // The first file's first requests (write_batch's layout).
+    let mut reqs = Vec::new();
+    let mut pos = 4usize;
+    let rd = |pos: usize| -> usize { u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize };
+    pos += 4 + rd(pos);
+    let count = rd(pos).min(FAULT_SWEEP_REQS);
+    pos += 4;
+    for _ in 0..count {
+        let len = rd(pos);
+        reqs.push(&data[pos + 4..pos + 4 + len]);
+        pos += 4 + len;
+    }
+    let param = "/sys/module/wasmfw_spectest/parameters/fail_alloc_nth";
+    let (mut panics, mut other, mut ok, mut ioctl_err, mut reset_fail) = (0, 0, 0, 0, 0);
+    let mut resp = vec![0u8; RESP_CAP];
+    for n in (1..=max).step_by(FAULT_SWEEP_STRIDE) {
+        std::fs::write(param, n.to_string())?;
+        // SAFETY: a plain ioctl without argument on an open fd.
+        if unsafe { libc::ioctl(dev.as_raw_fd(), WFS_IOC_RESET as _) } != 0 {
+            reset_fail += 1; // the session itself could not be made
+            continue;
+        }
+        for req in &reqs {
+            let mut arg = WfsExec { req: req.as_ptr() as u64, req_len: req.len() as u32, resp_cap: RESP_CAP as u32, resp: resp.as_mut_ptr() as u64, resp_len: 0, pad: 0 };
+            // SAFETY: as in guest_driver.
+            let rc = unsafe { libc::ioctl(dev.as_raw_fd(), WFS_IOC_EXEC as _, &mut arg as *mut WfsExec) };
+            let err = std::io::Error::last_os_error();
+            if rc != 0 {
+                // ENOENT: an earlier panic abandoned the session; anything else is wrong.
+                if err.raw_os_error() != Some(libc::ENOENT) {
+                    ioctl_err += 1;
+                }
+                continue;
+            }
+            match wire::decode_resp(&resp[..arg.resp_len as usize]).map(|r| r.status) {
+                Some(Status::Panic) => panics += 1,
+                Some(Status::Ok) => ok += 1,
+                _ => other += 1,
+            }
+        }
+    }
+    std::fs::write(param, "0")?;
+    // The module still works after the sweep.
+    // SAFETY: as above.
+    let alive = unsafe { libc::ioctl(dev.as_raw_fd(), WFS_IOC_RESET as _) } == 0;
+    let line = format!(
+        "fault injection (fail_alloc_nth = 1..{max} step {FAULT_SWEEP_STRIDE}, first {count} requests of the first file): {panics} engine panics recovered, {reset_fail} sessions refused (ENOMEM), {other} errors, {ok} ok, {ioctl_err} ioctl errors, module {} afterwards",
+        if alive { "usable" } else { "UNUSABLE" }
+    );
+    eprintln!("spec-guest: {line}");
+    std::fs::write(out, line)?;
+    if !alive {
+        bail!("the module is unusable after fault injection");
     }
     Ok(())
 }
