@@ -155,6 +155,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
     let host = read_json(&dir.join("host.json"))?;
     let guest = read_json(&dir.join("guest-uml.json"))?;
     let tp = tputs(&read_lines(&dir.join("throughput-uml.jsonl"))?);
+    let source = read_json(&dir.join("source.json"))?;
     let rows = rows(host.as_ref(), guest.as_ref());
     let cpu = host.as_ref().and_then(|h| h["host"]["cpu"].as_str()).unwrap_or("?").to_string();
     let kernel = host.as_ref().and_then(|h| h["host"]["kernel"].as_str()).unwrap_or("?").to_string();
@@ -168,6 +169,10 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
     let x = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}x"));
     println!("wasmfw bench: ns per packet (lower is better), one run on a shared 2-core VM ({cpu}) with other builds running:");
     println!("expect 10-20% noise. Ratios are Wasm/eBPF on the same row.");
+    if let Some(s) = &source {
+        let dirty = if s["kmod_or_filters_uncommitted"].as_bool() == Some(true) { " + uncommitted changes under kmod/ or filters/" } else { "" };
+        println!("  source: commit {}{dirty}", s["commit"].as_str().unwrap_or("?"));
+    }
     println!("  HOST (kernel {kernel}, eBPF {jit}), median of rounds:");
     println!("    user-wasm  the Wasm filter in wasmfw-engine (wasmi) in userspace   native  the same logic in plain Rust, userspace");
     println!("    ebpf-jit   the eBPF twin, BPF_PROG_TEST_RUN, JIT                   w/e     user-wasm / ebpf-jit");
@@ -245,6 +250,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)?;
     let j = json!({
         "what": "ns per packet per path (lower is better); throughput in packets/s; one run on a shared 2-core VM",
+        "source": source,
         "host": host.as_ref().map(|h| h["host"].clone()),
         "guest": guest.as_ref().map(|g| json!({"guest": g["guest"], "kernel": g["kernel"], "repeat": g["repeat"],
             "note": "UML: module code at native speed; eBPF interpreted (no JIT)"})),

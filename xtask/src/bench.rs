@@ -47,9 +47,21 @@ pub fn run_all(o: &Options) -> Result<()> {
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
     // Stale inputs must not end up in this run's table.
-    for f in ["host.json", "guest-uml.json", "throughput-uml.jsonl"] {
+    for f in ["host.json", "guest-uml.json", "throughput-uml.jsonl", "source.json"] {
         let _ = std::fs::remove_file(out.join(f));
     }
+    // What was measured: the commit, and whether the engine or module had
+    // uncommitted changes (the module is built from the working tree).
+    let commit = output(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(&root))?;
+    let dirty = output(Command::new("git").args(["status", "--porcelain", "--", "kmod", "filters"]).current_dir(&root))?;
+    std::fs::write(
+        out.join("source.json"),
+        format!(
+            "{{\"commit\": \"{}\", \"kmod_or_filters_uncommitted\": {}}}\n",
+            commit.trim(),
+            !dirty.trim().is_empty()
+        ),
+    )?;
 
     eprintln!("xtask bench: building (filters, eBPF twins, wasmfw, wasmfw-bench)");
     crate::filters::build()?;
@@ -85,7 +97,7 @@ pub fn run_all(o: &Options) -> Result<()> {
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch)?;
         // (runs per figure and round, rounds, seconds per flood, floods per configuration)
-        let (runs, rounds, secs, floods) = if o.quick { (10_000, 3, 1, 2) } else { (100_000, 5, 3, 3) };
+        let (runs, rounds, secs, floods) = if o.quick { (10_000, 3, 1, 2) } else { (20_000, 10, 3, 3) };
         eprintln!(
             "xtask bench: UML guest: kernel paths (fastest of {rounds} x {runs} runs), throughput (best of {floods} x {secs} s floods)"
         );
