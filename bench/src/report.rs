@@ -22,6 +22,8 @@ struct Row {
     user_wasm: Option<f64>,
     user_native: Option<f64>,
     ebpf_jit: Option<f64>,
+    /// Host: an empty XDP program the same way (the test-run loop's cost).
+    xdp_empty_host: Option<f64>,
     /// Guest (UML): the Wasm filter in the module via its test-run ioctl,
     /// via xdp-bridge, the native kfunc via xdp-bridge, the eBPF twin
     /// (interpreted in UML), an empty XDP program.
@@ -69,6 +71,7 @@ fn rows(host: Option<&Value>, guest: Option<&Value>) -> Vec<Row> {
             user_wasm: stat(&r["wasm"], &hstat),
             user_native: stat(&r["native"], &hstat),
             ebpf_jit: stat(&r["ebpf"], &hstat),
+            xdp_empty_host: stat(&r["xdp_empty"], &hstat),
             kern_wasm: None,
             bridge_wasm: None,
             bridge_native: None,
@@ -90,6 +93,7 @@ fn rows(host: Option<&Value>, guest: Option<&Value>) -> Vec<Row> {
                     user_wasm: None,
                     user_native: None,
                     ebpf_jit: None,
+                    xdp_empty_host: None,
                     kern_wasm: None,
                     bridge_wasm: None,
                     bridge_native: None,
@@ -176,6 +180,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
     println!("  HOST (kernel {kernel}, eBPF {jit}), median of rounds:");
     println!("    user-wasm  the Wasm filter in wasmfw-engine (wasmi) in userspace   native  the same logic in plain Rust, userspace");
     println!("    ebpf-jit   the eBPF twin, BPF_PROG_TEST_RUN, JIT                   w/e     user-wasm / ebpf-jit");
+    println!("    h-empty    an empty XDP program the same way: the test-run loop's own cost, inside ebpf-jit");
     println!("  UML GUEST (kernel {gkernel}; module code at native speed on this CPU), fastest of {grounds} rounds of {grepeat} runs");
     println!("    (UML's clock runs on while the host deschedules it: the fastest round is the least disturbed):");
     println!("    kmod-wasm  the Wasm filter in wasmfw.ko, the module's test-run ioctl (wasmfw test-run)");
@@ -185,7 +190,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
     println!("    ebpf-INT   the eBPF twin in UML: INTERPRETED (UML has no eBPF JIT)   empty  empty XDP program in UML");
     println!();
     println!(
-        "{:<10} {:<28} {:>5} {:<7} {:>5} | {:>9} {:>6} {:>8} {:>6} | {:>9} {:>6} | {:>7} {:>9} {:>8} {:>5}",
+        "{:<10} {:<28} {:>5} {:<7} {:>5} | {:>9} {:>6} {:>8} {:>7} {:>6} | {:>9} {:>6} | {:>7} {:>9} {:>8} {:>5}",
         "filter",
         "packet",
         "bytes",
@@ -194,6 +199,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
         "user-wasm",
         "native",
         "ebpf-jit",
+        "h-empty",
         "w/e",
         "kmod-wasm",
         "k/e",
@@ -202,10 +208,10 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
         "ebpf-INT",
         "empty"
     );
-    println!("{}", "-".repeat(150));
+    println!("{}", "-".repeat(158));
     for r in &rows {
         println!(
-            "{:<10} {:<28} {:>5} {:<7} {:>5} | {:>9} {:>6} {:>8} {:>6} | {:>9} {:>6} | {:>7} {:>9} {:>8} {:>5}",
+            "{:<10} {:<28} {:>5} {:<7} {:>5} | {:>9} {:>6} {:>8} {:>7} {:>6} | {:>9} {:>6} | {:>7} {:>9} {:>8} {:>5}",
             r.filter,
             r.packet,
             r.bytes,
@@ -214,6 +220,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
             f(r.user_wasm),
             f(r.user_native),
             f(r.ebpf_jit),
+            f(r.xdp_empty_host),
             x(ratio(r.user_wasm, r.ebpf_jit)),
             f(r.kern_wasm),
             x(ratio(r.kern_wasm, r.ebpf_jit)),
@@ -257,6 +264,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
         "columns": {
             "user_wasm_ns": "host, wasmfw-engine in userspace", "user_native_ns": "host, plain Rust in userspace",
             "ebpf_jit_ns": "host, eBPF twin via BPF_PROG_TEST_RUN, JIT",
+            "xdp_empty_host_ns": "host, empty XDP program via BPF_PROG_TEST_RUN (included in ebpf_jit_ns)",
             "kmod_wasm_ns": "UML guest, Wasm filter in wasmfw.ko via the module's test-run ioctl",
             "bridge_wasm_ns": "UML guest, xdp-bridge + Wasm filter via BPF_PROG_TEST_RUN",
             "bridge_native_ns": "UML guest, xdp-bridge + native Rust kfunc (icmp_drop only)",
@@ -265,7 +273,7 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
         },
         "rows": rows.iter().map(|r| json!({
             "filter": r.filter, "packet": r.packet, "bytes": r.bytes, "verdict": r.verdict, "fuel": r.fuel,
-            "user_wasm_ns": r.user_wasm, "user_native_ns": r.user_native, "ebpf_jit_ns": r.ebpf_jit,
+            "user_wasm_ns": r.user_wasm, "user_native_ns": r.user_native, "ebpf_jit_ns": r.ebpf_jit, "xdp_empty_host_ns": r.xdp_empty_host,
             "kmod_wasm_ns": r.kern_wasm, "bridge_wasm_ns": r.bridge_wasm, "bridge_native_ns": r.bridge_native,
             "ebpf_interpreted_ns": r.ebpf_guest, "xdp_empty_guest_ns": r.xdp_empty_guest,
             "user_wasm_over_ebpf_jit": ratio(r.user_wasm, r.ebpf_jit),
@@ -353,7 +361,7 @@ fn chart(path: &PathBuf, rows: &[Row], tp: &[Tput], cpu: &str) -> std::result::R
         let m = tp.iter().map(|t| t.pps).fold(1.0, f64::max) * 1.25;
         let mut t = ChartBuilder::on(&bottom)
             .caption(
-                "Throughput, UML guest: 64 B frames over veth, all dropped (packets/s, higher is better; one CPU for sender and receiver; eBPF INTERPRETED)",
+                "Throughput, UML guest: 64 B frames over veth, dropped by the filter (by the stack with none); packets/s, higher is better; one CPU; eBPF INTERPRETED",
                 ("sans-serif", 16),
             )
             .margin(10)
