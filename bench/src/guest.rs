@@ -50,9 +50,7 @@ pub fn write_policies(src: &Path, dir: &Path) -> Result<Vec<(&'static str, PathB
 pub fn write_pcap(path: &Path, frames: &[&[u8]]) -> Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     // magic, v2.4, tz 0, sigfigs 0, snaplen 65535, linktype 1 (Ethernet)
-    for v in [0xa1b2c3d4u32] {
-        f.write_all(&v.to_le_bytes())?;
-    }
+    f.write_all(&0xa1b2c3d4u32.to_le_bytes())?;
     f.write_all(&2u16.to_le_bytes())?;
     f.write_all(&4u16.to_le_bytes())?;
     for v in [0u32, 0, 65535, 1] {

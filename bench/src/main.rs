@@ -4,7 +4,10 @@
 //! JIT), plus an empty XDP program for the test-run harness's fixed cost.
 //!
 //! `cargo run --release -p wasmfw-bench [-- --json] [-- --rounds 5 --round-ms 200]`
-//! (eBPF columns need root and `cargo xtask build-ebpf`). See bench/README.md.
+//! (eBPF columns need root and `cargo xtask build-ebpf`). Subcommands for
+//! `cargo xtask bench`: `guest` (kernel paths, in a guest: guest.rs),
+//! `flood` / `attach-native` (veth throughput: flood.rs), `report` (one
+//! table, results.json, results.svg: report.rs). See bench/README.md.
 
 #[allow(dead_code)] // run_ebpf (default params) is not used here
 mod ebpf;

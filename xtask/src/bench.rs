@@ -4,9 +4,9 @@
 //! 1. host: `wasmfw-bench --json` (Wasm engine and native Rust in
 //!    userspace, eBPF twins with the JIT via BPF_PROG_TEST_RUN) into
 //!    target/bench/host.json;
-//! 2. UML guest: kmod/tests/bench-guest.sh (the module's test-run, xdp-bridge
-//!    + Wasm, xdp-bridge + native kfunc, interpreted eBPF twins; throughput
-//!    over veth) into target/bench/guest-uml.json and throughput-uml.jsonl;
+//! 2. UML guest: kmod/tests/bench-guest.sh (the module's test-run,
+//!    xdp-bridge and Wasm, xdp-bridge and native kfunc, interpreted eBPF
+//!    twins; throughput over veth) into target/bench/guest-uml.json and throughput-uml.jsonl;
 //! 3. `wasmfw-bench report`: the merged table on stdout,
 //!    target/bench/results.json and target/bench/results.svg.
 //!
