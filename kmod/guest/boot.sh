@@ -46,7 +46,7 @@ IMAGE=$(kernel_image "$KDIR")
 ensure_boot_tools
 
 # Scratch dir: shared with the guest for the status file and the kernel log.
-# Not under /tmp, which the guest covers with its own tmpfs.
+# (A cache under /tmp is carried over into the guest: guest-init.sh.)
 KEEP_SCRATCH=1
 if [[ -z $SCRATCH ]]; then
   mkdir -p "$WASMFW_CACHE/scratch"
@@ -63,7 +63,7 @@ trap cleanup EXIT
 
 # Kernel command line: unknown name=value words become init's environment.
 CMDLINE="init=$GUEST_DIR/guest-init.sh ro quiet WASMFW_GUEST=$ARCH_NAME"
-CMDLINE+=" WASMFW_SCRIPT=$SCRATCH/test-script.sh WASMFW_SCRATCH=$SCRATCH WASMFW_REPO=$REPO_DIR"
+CMDLINE+=" WASMFW_SCRIPT=$SCRATCH/test-script.sh WASMFW_SCRATCH=$SCRATCH WASMFW_REPO=$REPO_DIR WASMFW_CACHE=$WASMFW_CACHE"
 [[ ${#ENVS[@]} -gt 0 ]] && CMDLINE+=" ${ENVS[*]}"
 [[ -n $APPEND ]] && CMDLINE+=" $APPEND"
 

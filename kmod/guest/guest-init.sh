@@ -59,7 +59,19 @@ mnt devtmpfs devtmpfs /dev
 mnt devpts devpts /dev/pts gid=5,mode=620,ptmxmode=666
 mnt tmpfs tmpfs /dev/shm mode=1777
 mnt tmpfs tmpfs /run mode=755      # ip netns keeps its bind mounts here
+# The guest's own /tmp would hide a cache under the host's /tmp
+# (WASMFW_CACHE=/tmp/...: kernels and modules are read from there): carry
+# it over with a bind mount. (The repo and scratch are mounted below.)
+keep=${WASMFW_CACHE:-}
+if [[ $keep == /tmp/* && -d $keep ]]; then
+  busybox mkdir -p /run/wasmfw-keep && busybox mount --bind "$keep" /run/wasmfw-keep || keep=''
+else
+  keep=''
+fi
 mnt tmpfs tmpfs /tmp mode=1777
+if [[ -n $keep ]]; then
+  busybox mkdir -p "$keep" && busybox mount --move /run/wasmfw-keep "$keep" || fail_early "keeping $keep"
+fi
 mnt debugfs debugfs /sys/kernel/debug
 mnt bpf bpf /sys/fs/bpf mode=700
 mnt cgroup2 cgroup2 /sys/fs/cgroup
