@@ -27,6 +27,8 @@ struct Cli {
 enum Cmd {
     /// Build the Wasm filters (wasm32v1-none, Debian rustc-web, -Zbuild-std) into target/filters/.
     BuildFilters,
+    /// Check that the filters link with no rust-lld on the PATH (a step of `test`).
+    LinkCheck,
     /// Build the eBPF twins (compare-ebpf/ebpf; bpf-linker into ~/.cache/wasmfw/tools) into target/ebpf/.
     BuildEbpf,
     /// Install the Debian packages the build and the tests need (apt-get).
@@ -93,6 +95,7 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BuildFilters => filters::build(),
         Cmd::BuildEbpf => ebpf::build(),
+        Cmd::LinkCheck => filters::link_check(),
         Cmd::Deps => deps::ensure_all(),
         Cmd::BuildTestFilters => testfilters::build(),
         Cmd::Demo { replay: true } => demo::replay_demo(),
