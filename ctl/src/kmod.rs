@@ -349,7 +349,7 @@ impl Device {
             self.ioctl(IOC_MAP_DUMP, &mut req).map_err(|e| explain(&format!("dumping map {}", map.name()), e))?;
             let len = (req.len as usize).min(buf.len());
             for r in buf[..len].chunks_exact(rec) {
-                let cpu = u32::from_ne_bytes(r[..4].try_into().expect("4 bytes"));
+                let cpu = u32::from_le_bytes(r[..4].try_into().expect("4 bytes")); // the module writes it little-endian
                 out.push((cpu, r[4..4 + ks].to_vec(), r[4 + ks..].to_vec()));
             }
             if req.cursor == 0 {
