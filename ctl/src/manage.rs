@@ -54,7 +54,6 @@ fn read_target(path: &Path) -> Result<Target> {
     })
 }
 
-
 /// Interfaces and hook of a load: `--iface` (one), else the policy's (one
 /// or more); `--hook`, else the policy's.
 fn placement(args: &LoadArgs, policy_ifaces: &[String], policy_hook: Hook) -> Result<(Vec<String>, Hook)> {
@@ -94,19 +93,27 @@ fn report(json: bool, text: String, value: serde_json::Value) {
 
 /// `load`: on each interface of the placement in turn; if one fails, the
 /// ones this command attached are detached again (all or nothing).
+/// The target is read once, then attached on each interface.
 pub fn load(args: &LoadArgs, json: bool) -> Result<()> {
-    let (ifaces, policy_hook) = match args.engine {
-        Engine::Wasm => wasm_policy(&args.target).map(|p| (p.ifaces, p.hook))?,
-        Engine::Ebpf => read_target(&args.target).map(|t| (t.ifaces, t.hook))?,
-    };
-    let (ifaces, hook) = placement(args, &ifaces, policy_hook)?;
+    match args.engine {
+        Engine::Wasm => {
+            let policy = wasm_policy(&args.target)?;
+            let (ifaces, hook) = placement(args, &policy.ifaces, policy.hook)?;
+            on_each(&ifaces, |iface| load_wasm(args, &policy, iface, hook, json))
+        }
+        Engine::Ebpf => {
+            let target = read_target(&args.target)?;
+            let (ifaces, hook) = placement(args, &target.ifaces, target.hook)?;
+            on_each(&ifaces, |iface| load_ebpf(args, &target, iface, hook, json))
+        }
+    }
+}
+
+/// Runs `attach` on each interface; if one fails, detaches the ones done.
+fn on_each(ifaces: &[String], attach: impl Fn(&str) -> Result<()>) -> Result<()> {
     let mut done: Vec<&str> = Vec::new();
-    for iface in &ifaces {
-        let r = match args.engine {
-            Engine::Wasm => load_wasm(args, iface, hook, json),
-            Engine::Ebpf => load_ebpf(args, iface, hook, json),
-        };
-        if let Err(e) = r {
+    for iface in ifaces {
+        if let Err(e) = attach(iface) {
             for d in done.iter().rev() {
                 let _ = detach_one(d);
             }
@@ -118,8 +125,7 @@ pub fn load(args: &LoadArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn load_ebpf(args: &LoadArgs, iface: &str, hook: Hook, json: bool) -> Result<()> {
-    let target = read_target(&args.target)?;
+fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bool) -> Result<()> {
     let iface = iface.to_string();
     if hook != Hook::Xdp {
         bail!("the ebpf engine attaches at the xdp hook only (policy or --hook asks for {})", hook.as_str());
@@ -260,8 +266,7 @@ fn wasm_policy(target: &Path) -> Result<Policy> {
 
 /// `load --engine wasm`: load into the kernel module, then attach; a
 /// failed attach unloads again, so nothing is left behind.
-fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook, json: bool) -> Result<()> {
-    let policy = wasm_policy(&args.target)?;
+fn load_wasm(args: &LoadArgs, policy: &Policy, iface: &str, hook: Hook, json: bool) -> Result<()> {
     let dev = crate::kmod::Device::open()?;
     let ifindex = check_iface(iface)?;
     let ns = netns::current()?;
@@ -282,7 +287,7 @@ fn load_wasm(args: &LoadArgs, iface: &str, hook: Hook, json: bool) -> Result<()>
         Hook::Xdp => crate::kmod::HOOK_XDP,
     };
     let bridge_there = if hook == Hook::Xdp { xdp_slot_free(ifindex, iface)? } else { false };
-    let (id, stack) = dev.load(&policy)?;
+    let (id, stack) = dev.load(policy)?;
     if let Err(e) = dev.attach(id, hook_id, iface) {
         let _ = dev.unload(id);
         return Err(e);
