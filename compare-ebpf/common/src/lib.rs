@@ -132,8 +132,45 @@ pub const ICMP_COUNTERS: [&str; 1] = ["echo_dropped"];
 pub const L4_COUNTERS: [&str; 4] = ["allowed", "blocked_port", "syn_limited", "udp_limited"];
 pub const DNS_COUNTERS: [&str; 2] = ["blocked", "malformed"];
 
+/// `wasmfw capture` on a twin: bits of [`CaptureConfig::verdicts`]. The
+/// twins never fault, so `CAPTURE_FAULT` never matches there; the bit values
+/// are those of the kernel engine (WASMFW_CAPTURE_* in wasmfw_uapi.h).
+pub const CAPTURE_PASS: u32 = 1;
+pub const CAPTURE_DROP: u32 = 2;
+pub const CAPTURE_FAULT: u32 = 4;
+/// Most bytes of a packet one capture record carries (as the kernel
+/// engine's WASMFW_CAPTURE_SNAPLEN).
+pub const CAPTURE_SNAPLEN: u32 = 2048;
+
+/// `wasmfw_cap_cfg[0]`: all zero (capture off) unless `wasmfw capture` runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// CAPTURE_* bits: which verdicts to record; 0 = off.
+    pub verdicts: u32,
+    /// Bytes of each packet to copy, at most CAPTURE_SNAPLEN.
+    pub snaplen: u32,
+}
+
+/// What precedes the packet bytes in each `wasmfw_capture` perf record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureMeta {
+    /// bpf_ktime_get_ns() (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// CAPTURE_PASS or CAPTURE_DROP.
+    pub verdict: u32,
+    /// The frame's length (its linear part, which is what XDP sees).
+    pub orig_len: u32,
+    /// Bytes that follow this header.
+    pub caplen: u32,
+    pub pad: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    // SAFETY: repr(C), plain integers, no padding.
+    unsafe impl aya::Pod for super::CaptureConfig {}
     // SAFETY: repr(C), plain integers, no padding.
     unsafe impl aya::Pod for super::IcmpConfig {}
     unsafe impl aya::Pod for super::L4Config {}

@@ -3,9 +3,11 @@
 //! program (src/bin/*.rs) becomes one object in target/ebpf/.
 #![no_std]
 
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::{Array, PerfEventByteArray};
 use aya_ebpf::programs::XdpContext;
 pub use wasmfw_ebpf_common as common;
-use common::AddrKey;
+use common::{AddrKey, CaptureConfig, CaptureMeta, CAPTURE_DROP, CAPTURE_PASS, CAPTURE_SNAPLEN};
 
 pub const XDP_DROP: u32 = aya_ebpf::bindings::xdp_action::XDP_DROP;
 pub const XDP_PASS: u32 = aya_ebpf::bindings::xdp_action::XDP_PASS;
@@ -197,11 +199,50 @@ macro_rules! count {
     };
 }
 
-/// Counts `packets` and the verdict.
+/// `wasmfw capture` (ctl/src/capture.rs): the configuration it sets while
+/// it runs (zero, i.e. off, otherwise) and the perf ring records go to.
+/// Every twin has both (they live in this library); the ring's size
+/// (max_entries 0) becomes the number of CPUs at load.
+#[map]
+#[allow(non_upper_case_globals)]
+static wasmfw_cap_cfg: Array<CaptureConfig> = Array::with_max_entries(1, 0);
+#[map]
+#[allow(non_upper_case_globals)]
+static wasmfw_capture: PerfEventByteArray = PerfEventByteArray::new(0);
+
+/// Records the frame with its verdict if a capture asks for that verdict:
+/// a [`CaptureMeta`] and then the first `caplen` bytes of the frame, which
+/// bpf_perf_event_output copies from the XDP context itself (the length in
+/// the flags' upper half, as xdpdump does). Off, this is one array lookup
+/// and a branch.
+#[inline(always)]
+pub fn capture(ctx: &XdpContext, v: u32) {
+    let Some(cfg) = wasmfw_cap_cfg.get(0) else { return };
+    let bit = if v == XDP_DROP { CAPTURE_DROP } else { CAPTURE_PASS };
+    if cfg.verdicts & bit == 0 {
+        return;
+    }
+    let len = (ctx.data_end() - ctx.data()) as u32;
+    let mut caplen = if cfg.snaplen < CAPTURE_SNAPLEN { cfg.snaplen } else { CAPTURE_SNAPLEN };
+    if caplen > len {
+        caplen = len;
+    }
+    // SAFETY: a helper call with no memory arguments.
+    let ts_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    let meta = CaptureMeta { ts_ns, verdict: bit, orig_len: len, caplen, pad: 0 };
+    // SAFETY: CaptureMeta is repr(C) plain integers without padding.
+    let bytes = unsafe {
+        core::slice::from_raw_parts((&meta as *const CaptureMeta).cast::<u8>(), core::mem::size_of::<CaptureMeta>())
+    };
+    wasmfw_capture.output(ctx, bytes, caplen);
+}
+
+/// Counts `packets` and the verdict, and hands it to [`capture`].
 #[macro_export]
 macro_rules! verdict {
-    ($v:expr) => {{
+    ($ctx:expr, $v:expr) => {{
         let v: u32 = $v;
+        $crate::capture($ctx, v);
         $crate::count!(packets);
         if v == $crate::XDP_DROP {
             $crate::count!(drop);

@@ -175,7 +175,7 @@ extern "C" fn step(_i: u64, _ctx: *mut c_void) -> i64 {
 
 #[xdp]
 pub fn dns_block(ctx: XdpContext) -> u32 {
-    verdict!(filter(&ctx))
+    verdict!(&ctx, filter(&ctx))
 }
 
 #[inline(always)]

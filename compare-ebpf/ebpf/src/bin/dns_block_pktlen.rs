@@ -14,7 +14,7 @@ counters!(packets, pass, drop, blocked, malformed);
 
 #[xdp]
 pub fn dns_block_pktlen(ctx: XdpContext) -> u32 {
-    verdict!(filter(&ctx))
+    verdict!(&ctx, filter(&ctx))
 }
 
 #[inline(always)]

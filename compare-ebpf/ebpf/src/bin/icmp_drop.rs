@@ -26,7 +26,7 @@ counters!(packets, pass, drop, echo_dropped);
 
 #[xdp]
 pub fn icmp_drop(ctx: XdpContext) -> u32 {
-    verdict!(filter(&ctx))
+    verdict!(&ctx, filter(&ctx))
 }
 
 #[inline(always)]

@@ -37,7 +37,7 @@ counters!(packets, pass, drop, allowed, blocked_port, syn_limited, udp_limited);
 
 #[xdp]
 pub fn l4_dos(ctx: XdpContext) -> u32 {
-    verdict!(filter(&ctx))
+    verdict!(&ctx, filter(&ctx))
 }
 
 /// Takes one token from the source's bucket; false = none left (drop).
