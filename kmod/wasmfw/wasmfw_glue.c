@@ -581,8 +581,11 @@ static unsigned int wasmfw_nf_hook(void *priv, struct sk_buff *skb, const struct
 	local_bh_disable(); /* this CPU's copy buffer and filter instance */
 	data = skb_header_pointer(skb, 0, len, this_cpu_ptr(wasmfw_pkt_buf));
 	verdict = data ? wasmfw_run_bh_off(f, data, len, WASMFW_LINK_RAW_IP) : 0;
+	if (unlikely(READ_ONCE(wasmfw_capture_running)) && data)
+		wasmfw_capture_packet(att->net, att->ifindex, WASMFW_HOOK_NETFILTER, verdict, data, len,
+				      skb->len, WASMFW_LINK_RAW_IP);
 	local_bh_enable();
-	return verdict == 1 ? NF_DROP : NF_ACCEPT;
+	return (verdict & 1) ? NF_DROP : NF_ACCEPT;
 }
 
 struct wasmfw_nf *wasmfw_nf_attach(const char *ifname, struct wf_filter *f, int *err)
@@ -726,7 +729,7 @@ __bpf_kfunc int wasmfw_xdp_run(struct xdp_md *ctx)
 	struct net_device *dev = xdp->rxq->dev;
 	struct wf_filter *f = NULL;
 	size_t len;
-	int i;
+	int i, verdict;
 
 	for (i = 0; i < WASMFW_XDP_SLOTS; i++) {
 		if (READ_ONCE(wasmfw_xdp[i].ifindex) == dev->ifindex &&
@@ -742,7 +745,11 @@ __bpf_kfunc int wasmfw_xdp_run(struct xdp_md *ctx)
 		return XDP_PASS;
 	/* The linear part: XDP frames of interest (headers) live there. */
 	len = min_t(size_t, xdp->data_end - xdp->data, WASMFW_MAX_PACKET);
-	return wasmfw_run_local(f, xdp->data, len, WASMFW_LINK_ETHERNET) == 1 ? XDP_DROP : XDP_PASS;
+	verdict = wasmfw_run_local(f, xdp->data, len, WASMFW_LINK_ETHERNET);
+	if (unlikely(READ_ONCE(wasmfw_capture_running)))
+		wasmfw_capture_packet(dev_net(dev), dev->ifindex, WASMFW_HOOK_XDP, verdict, xdp->data, len,
+				      xdp->data_end - xdp->data, WASMFW_LINK_ETHERNET);
+	return (verdict & 1) ? XDP_DROP : XDP_PASS;
 }
 
 /**
@@ -870,7 +877,7 @@ int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, 
 
 	t0 = ktime_get_ns();
 	for (i = 0; i < repeat; ) {
-		verdict = wasmfw_run_local(f, pkt, len, link);
+		verdict = wasmfw_run_local(f, pkt, len, link) & 1;
 		i++;
 		/* The clock is read after runs 1, 2, 4 ... 64, then every 64th:
 		 * a slow filter (a run can cost WASMFW_MAX_FUEL) ends the slice
@@ -900,6 +907,17 @@ void wasmfw_cond_resched(void)
 /* ---- /dev/wasmfw -------------------------------------------------------- */
 
 static DEFINE_MUTEX(wasmfw_ctl_mutex);
+/* The file of the ioctl holding the mutex (capture owners). */
+const struct file *wasmfw_ioctl_file;
+
+bool wasmfw_ctl_held(void)
+{
+#ifdef CONFIG_LOCKDEP
+	return lockdep_is_held(&wasmfw_ctl_mutex);
+#else
+	return true;
+#endif
+}
 
 /* For the ioctls that take the control mutex themselves (TEST_RUN): 0 or
  * -EINTR if a signal arrived while waiting. */
@@ -927,14 +945,26 @@ static long wasmfw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	/* One control operation at a time: the Rust registry relies on it. */
 	if (mutex_lock_interruptible(&wasmfw_ctl_mutex))
 		return -EINTR;
+	wasmfw_ioctl_file = file;
 	ret = wasmfw_rs_ioctl(cmd, arg);
+	wasmfw_ioctl_file = NULL;
 	mutex_unlock(&wasmfw_ctl_mutex);
 	return ret;
+}
+
+/* Captures end with the file that started them (wasmfw_capture.c). */
+static int wasmfw_release(struct inode *inode, struct file *file)
+{
+	mutex_lock(&wasmfw_ctl_mutex);
+	wasmfw_capture_release(file);
+	mutex_unlock(&wasmfw_ctl_mutex);
+	return 0;
 }
 
 static const struct file_operations wasmfw_fops = {
 	.owner = THIS_MODULE,
 	.unlocked_ioctl = wasmfw_ioctl,
+	.release = wasmfw_release,
 	.compat_ioctl = compat_ptr_ioctl,
 };
 

@@ -8,9 +8,13 @@
 
 #define WASMFW_LINK_ETHERNET 1
 #define WASMFW_LINK_RAW_IP 2
+/* Bit of wf_run's result: the filter faulted (engine-ffi WF_RUN_FAULT). */
+#define WF_RUN_FAULT 2
 
 struct wf_filter;
 struct wasmfw_nf;
+struct file;
+struct net;
 
 /* Rust (wasmfw_main.rs), called with the control mutex held. */
 long wasmfw_rs_ioctl(unsigned int cmd, unsigned long arg);
@@ -58,5 +62,16 @@ int wasmfw_xdp_attach(const char *ifname, struct wf_filter *f, struct wf_filter 
 struct wf_filter *wasmfw_xdp_detach(const char *ifname);
 struct wf_filter *wasmfw_xdp_detach_at(void *net, int ifindex);
 struct wf_filter *wasmfw_xdp_take_any(void);
+bool wasmfw_ctl_held(void);
+extern const struct file *wasmfw_ioctl_file;
+
+/* Capture rings (wasmfw_capture.c); all but _packet under the control mutex. */
+extern int wasmfw_capture_running;
+void wasmfw_capture_packet(struct net *net, int ifindex, u32 hook, int raw, const u8 *data, size_t len,
+			   size_t orig_len, int link);
+int wasmfw_capture_start(void *net, int ifindex, u32 hook, u32 id, u32 verdicts, u32 snaplen);
+int wasmfw_capture_stop(u32 id, bool any_owner);
+void wasmfw_capture_release(const struct file *file);
+long wasmfw_capture_take(u32 id, u8 *out, size_t cap, u32 *count, u64 *lost);
 
 #endif

@@ -78,11 +78,14 @@ extern "C" {
     fn wf_map_update(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize, v: *const u8, vl: usize) -> c_int;
     fn wf_map_delete(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize) -> c_int;
     fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize, cursor: *mut u64) -> i64;
+    fn wasmfw_capture_start(net: *mut c_void, ifindex: c_int, hook: u32, id: u32, verdicts: u32, snaplen: u32) -> c_int;
+    fn wasmfw_capture_stop(id: u32, any_owner: bool) -> c_int;
+    fn wasmfw_capture_take(id: u32, out: *mut u8, cap: usize, count: *mut u32, lost: *mut u64) -> c_long;
 }
 
 // ---- uapi (mirrors wasmfw_uapi.h) -------------------------------------------
 
-const UAPI_VERSION: u32 = 3;
+const UAPI_VERSION: u32 = 4;
 const MAX_WASM: u32 = 1 << 20;
 const MAX_CONFIG: u32 = 8192;
 const MAX_ERR: u32 = 4096;
@@ -219,6 +222,31 @@ struct MapDump {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
+struct CaptureCtl {
+    id: u32,
+    op: u32,
+    verdicts: u32,
+    snaplen: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CaptureRead {
+    id: u32,
+    count: u32,
+    buf: u64,
+    cap: u64,
+    len: u64,
+    lost: u64,
+}
+
+const CAPTURE_START: u32 = 1;
+const CAPTURE_STOP: u32 = 2;
+/// Bytes one CAPTURE_READ returns at most (WASMFW_CAPTURE_READ_MAX).
+const CAPTURE_READ_MAX: u64 = 1 << 20;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
 struct TestRun {
     id: u32,
     link: u32,
@@ -250,6 +278,9 @@ unsafe impl AsBytes for MapOp {}
 unsafe impl FromBytes for MapDump {}
 unsafe impl AsBytes for MapDump {}
 unsafe impl FromBytes for TestRun {}
+unsafe impl FromBytes for CaptureCtl {}
+unsafe impl FromBytes for CaptureRead {}
+unsafe impl AsBytes for CaptureRead {}
 unsafe impl AsBytes for TestRun {}
 
 const _: () = {
@@ -263,6 +294,8 @@ const _: () = {
     assert!(size_of::<MapOp>() == 72);
     assert!(size_of::<MapDump>() == 64);
     assert!(size_of::<TestRun>() == 40);
+    assert!(size_of::<CaptureCtl>() == 16);
+    assert!(size_of::<CaptureRead>() == 40);
 };
 
 /// `_IOC(dir, 0xf7, nr, size)` as <asm-generic/ioctl.h> encodes it.
@@ -282,6 +315,8 @@ const IOC_MAPS: u32 = ioc(R | W, 7, size_of::<IdList>());
 const IOC_MAP_OP: u32 = ioc(R | W, 8, size_of::<MapOp>());
 const IOC_MAP_DUMP: u32 = ioc(R | W, 9, size_of::<MapDump>());
 const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
+const IOC_CAPTURE_CTL: u32 = ioc(W, 12, size_of::<CaptureCtl>());
+const IOC_CAPTURE_READ: u32 = ioc(R | W, 13, size_of::<CaptureRead>());
 
 // ---- the registry of loaded filters ------------------------------------------
 
@@ -344,6 +379,9 @@ impl Registry {
     /// filter. XDP entries must already be unpublished (xdp_detach).
     fn release(&mut self, index: usize) {
         if let Some(e) = self.slots[index].take() {
+            // SAFETY: plain C call under the control mutex; waits for hooks
+            // still writing to the filter's capture ring before freeing it.
+            unsafe { wasmfw_capture_stop(e.id, true) };
             let f = if e.att.is_null() {
                 e.filter
             } else {
@@ -763,6 +801,56 @@ fn test_run(arg: usize) -> Result {
     write(arg, &req)
 }
 
+/// CAPTURE_CTL: starts a capture of an attached filter (owned by the
+/// calling file; wasmfw_capture.c) or stops the caller's.
+fn capture_ctl(reg: &mut Registry, arg: usize) -> Result {
+    let req: CaptureCtl = read(arg)?;
+    let e = reg.get(req.id)?;
+    match req.op {
+        CAPTURE_START => {
+            if e.hook == 0 {
+                return Err(ENODEV); // loaded, not attached
+            }
+            // SAFETY: plain C call under the control mutex; `net` is a key.
+            let rc = unsafe { wasmfw_capture_start(e.net, e.ifindex as c_int, e.hook, e.id, req.verdicts, req.snaplen) };
+            if rc != 0 {
+                return Err(Error::from_errno(rc));
+            }
+            Ok(())
+        }
+        // SAFETY: as above.
+        CAPTURE_STOP => match unsafe { wasmfw_capture_stop(req.id, false) } {
+            0 => Err(ENOENT),
+            _ => Ok(()),
+        },
+        _ => Err(EINVAL),
+    }
+}
+
+/// CAPTURE_READ: moves the oldest records of the caller's capture to
+/// userspace, through a bounce buffer (the ring's lock is never held
+/// across a copy to userspace).
+fn capture_read(arg: usize) -> Result {
+    let mut req: CaptureRead = read(arg)?;
+    let cap = req.cap.min(CAPTURE_READ_MAX) as usize;
+    let mut buf = KVVec::with_capacity(cap, GFP_KERNEL)?;
+    for _ in 0..cap {
+        buf.push(0u8, GFP_KERNEL)?;
+    }
+    let (mut count, mut lost) = (0u32, 0u64);
+    // SAFETY: under the control mutex; buf has `cap` bytes.
+    let len = unsafe { wasmfw_capture_take(req.id, buf.as_mut_ptr(), cap, &mut count, &mut lost) };
+    if len < 0 {
+        return Err(Error::from_errno(len as c_int));
+    }
+    let n = (len as usize).min(cap);
+    UserSlice::new(req.buf as usize, n).writer().write_slice(&buf[..n])?;
+    req.len = n as u64;
+    req.count = count;
+    req.lost = lost;
+    write(arg, &req)
+}
+
 fn dispatch(reg: &mut Registry, cmd: u32, arg: usize) -> Result {
     match cmd {
         IOC_VERSION => UserSlice::new(arg, 4).writer().write_slice(&UAPI_VERSION.to_ne_bytes()),
@@ -775,6 +863,8 @@ fn dispatch(reg: &mut Registry, cmd: u32, arg: usize) -> Result {
         IOC_MAPS => maps(reg, arg),
         IOC_MAP_OP => map_op(reg, arg),
         IOC_MAP_DUMP => map_dump(reg, arg),
+        IOC_CAPTURE_CTL => capture_ctl(reg, arg),
+        IOC_CAPTURE_READ => capture_read(arg),
         // The glue sends TEST_RUN to wasmfw_rs_test_run, without the mutex.
         IOC_TEST_RUN => Err(EINVAL),
         _ => Err(ENOTTY),

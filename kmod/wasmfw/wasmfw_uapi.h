@@ -11,7 +11,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define WASMFW_UAPI_VERSION 3     /* 2: wasmfw_info.netns_ino; 3: MAP_DUMP pages */
+#define WASMFW_UAPI_VERSION 4     /* 2: wasmfw_info.netns_ino; 3: MAP_DUMP pages; 4: CAPTURE_CTL/READ */
 #define WASMFW_NAME_LEN 32
 #define WASMFW_IFNAME_LEN 16
 #define WASMFW_POLICY_LEN 128
@@ -161,6 +161,55 @@ struct wasmfw_test_run {
 	__u64 total_ns;                 /* out: time for all runs */
 };
 
+/*
+ * Capture (`wasmfw capture`): the packets an attached filter gave one of
+ * the chosen verdicts, copied on the packet path into a ring allocated at
+ * START (WASMFW_CAPTURE_RING_BYTES of fixed-size slots, one per record),
+ * records dropped and counted when it is full. A capture belongs to the
+ * open file that started it: closing the file, STOP, detaching or
+ * unloading the filter ends it; the ring is freed after a grace period.
+ */
+#define WASMFW_CAPTURE_PASS 1           /* verdict bits */
+#define WASMFW_CAPTURE_DROP 2
+#define WASMFW_CAPTURE_FAULT 4          /* trapped or out of fuel: on_fault applied */
+#define WASMFW_CAPTURE_SNAPLEN 2048     /* most bytes kept of a packet */
+#define WASMFW_CAPTURE_RING_BYTES (1u << 20)  /* per capture */
+#define WASMFW_MAX_CAPTURES 8           /* running at once */
+#define WASMFW_CAPTURE_READ_MAX (1u << 20)    /* bytes one READ returns at most */
+
+#define WASMFW_CAPTURE_START 1
+#define WASMFW_CAPTURE_STOP 2
+
+struct wasmfw_capture_ctl {
+	__u32 id;                       /* filter (attached) */
+	__u32 op;                       /* WASMFW_CAPTURE_START or _STOP */
+	__u32 verdicts;                 /* WASMFW_CAPTURE_* bits, START */
+	__u32 snaplen;                  /* 1..WASMFW_CAPTURE_SNAPLEN, START */
+};
+
+/* One record in a READ buffer, followed by caplen bytes of the packet and
+ * padding to 8 bytes. link: 1 Ethernet (XDP), 2 raw IP (netfilter). */
+struct wasmfw_capture_rec {
+	__u64 ts_ns;                    /* ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 cpu;
+	__u32 verdict;                  /* one WASMFW_CAPTURE_* bit */
+	__u32 id;                       /* filter */
+	__u32 orig_len;
+	__u32 caplen;
+	__u32 link;
+};
+
+/* Takes (consumes) the oldest records of the capture of filter `id` this
+ * file started; whole records only, at most WASMFW_CAPTURE_READ_MAX bytes. */
+struct wasmfw_capture_read {
+	__u32 id;
+	__u32 count;                    /* out: records in buf */
+	__u64 buf;
+	__u64 cap;                      /* bytes at buf */
+	__u64 len;                      /* out: bytes written */
+	__u64 lost;                     /* out: records dropped (ring full) since START */
+};
+
 #define WASMFW_IOC_MAGIC 0xf7
 #define WASMFW_IOC_VERSION   _IOR(WASMFW_IOC_MAGIC, 0, __u32)
 #define WASMFW_IOC_LOAD      _IOWR(WASMFW_IOC_MAGIC, 1, struct wasmfw_load)
@@ -173,5 +222,7 @@ struct wasmfw_test_run {
 #define WASMFW_IOC_MAP_OP    _IOWR(WASMFW_IOC_MAGIC, 8, struct wasmfw_map_op)
 #define WASMFW_IOC_MAP_DUMP  _IOWR(WASMFW_IOC_MAGIC, 9, struct wasmfw_map_dump)
 #define WASMFW_IOC_TEST_RUN  _IOWR(WASMFW_IOC_MAGIC, 10, struct wasmfw_test_run)
+#define WASMFW_IOC_CAPTURE_CTL  _IOW(WASMFW_IOC_MAGIC, 12, struct wasmfw_capture_ctl)
+#define WASMFW_IOC_CAPTURE_READ _IOWR(WASMFW_IOC_MAGIC, 13, struct wasmfw_capture_read)
 
 #endif

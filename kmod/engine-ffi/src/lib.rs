@@ -221,8 +221,9 @@ pub unsafe extern "C" fn wf_load(
     }
 }
 
-/// Runs the filter's instance `slot` on a packet: returns 0 pass, 1 drop.
-/// Never allocates. The caller guarantees no other CPU uses `slot` at the
+/// Runs the filter's instance `slot` on a packet: returns 0 pass, 1 drop,
+/// plus [`WF_RUN_FAULT`] when the filter trapped or ran out of fuel (the
+/// verdict is then its on_fault; `wasmfw capture` records it). Never allocates. The caller guarantees no other CPU uses `slot` at the
 /// same time (slot = the current CPU, with bottom halves disabled).
 ///
 /// # Safety
@@ -235,16 +236,21 @@ pub unsafe extern "C" fn wf_run(f: *const WfFilter, slot: u32, pkt: *const u8, l
     // SAFETY: the caller guarantees `len` readable bytes at `pkt`.
     let pkt = if len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(pkt, len) } };
     let Some(cell) = f.instances.get(slot as usize) else {
-        return f.filter.limits().on_fault as c_int;
+        return f.filter.limits().on_fault as c_int | WF_RUN_FAULT;
     };
     // SAFETY: slot = this CPU with bottom halves off (the caller's
     // contract): nothing else uses this instance during the call.
     let inst = unsafe { &mut *cell.get() };
-    match inst.run(pkt, link).verdict {
+    let outcome = inst.run(pkt, link);
+    let verdict = match outcome.verdict {
         Verdict::Pass => 0,
         Verdict::Drop => 1,
-    }
+    };
+    if outcome.fault.is_some() { verdict | WF_RUN_FAULT } else { verdict }
 }
+
+/// Bit of wf_run's result: the filter faulted (WF_RUN_FAULT in wasmfw_glue.c).
+pub const WF_RUN_FAULT: c_int = 2;
 
 /// Frees a filter (process context, after an RCU grace period).
 ///
