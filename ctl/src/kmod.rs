@@ -11,7 +11,7 @@ use wasmfw_policy::Policy;
 pub const DEVICE: &str = "/dev/wasmfw";
 pub const HOOK_NETFILTER: u32 = 1;
 pub const HOOK_XDP: u32 = 2;
-const UAPI_VERSION: u32 = 3;
+const UAPI_VERSION: u32 = 4;
 
 #[repr(C)]
 struct Load {
@@ -186,6 +186,63 @@ const IOC_MAPS: u64 = ioc(R | W, 7, size_of::<IdList>());
 const IOC_MAP_OP: u64 = ioc(R | W, 8, size_of::<MapOp>());
 const IOC_MAP_DUMP: u64 = ioc(R | W, 9, size_of::<MapDump>());
 const IOC_TEST_RUN: u64 = ioc(R | W, 10, size_of::<TestRun>());
+const IOC_CAPTURE_CTL: u64 = ioc(W, 12, size_of::<CaptureCtl>());
+const IOC_CAPTURE_READ: u64 = ioc(R | W, 13, size_of::<CaptureRead>());
+
+#[repr(C)]
+struct CaptureCtl {
+    id: u32,
+    op: u32,
+    verdicts: u32,
+    snaplen: u32,
+}
+
+#[repr(C)]
+struct CaptureRead {
+    id: u32,
+    count: u32,
+    buf: u64,
+    cap: u64,
+    len: u64,
+    lost: u64,
+}
+
+/// `struct wasmfw_capture_rec`: what precedes each packet in a read.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CaptureRec {
+    ts_ns: u64,
+    cpu: u32,
+    verdict: u32,
+    id: u32,
+    orig_len: u32,
+    caplen: u32,
+    link: u32,
+}
+
+pub const CAPTURE_PASS: u32 = 1;
+pub const CAPTURE_DROP: u32 = 2;
+pub const CAPTURE_FAULT: u32 = 4;
+/// WASMFW_CAPTURE_SNAPLEN.
+pub const CAPTURE_SNAPLEN: u32 = 2048;
+const CAPTURE_START: u32 = 1;
+const CAPTURE_STOP: u32 = 2;
+/// WASMFW_CAPTURE_READ_MAX: the most one read returns.
+const CAPTURE_READ_MAX: usize = 1 << 20;
+
+/// One packet the module recorded.
+pub struct CaptureRecord {
+    /// CLOCK_MONOTONIC, ns.
+    pub ts_ns: u64,
+    pub cpu: u32,
+    /// One CAPTURE_* bit.
+    pub verdict: u32,
+    pub id: u32,
+    pub orig_len: u32,
+    /// 1 Ethernet (XDP), 2 raw IP (netfilter).
+    pub link: u32,
+    pub data: Vec<u8>,
+}
 
 fn cstr(b: &[u8]) -> String {
     let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -374,6 +431,52 @@ impl Device {
         };
         self.ioctl(IOC_TEST_RUN, &mut req).map_err(|e| explain("test run", e))?;
         Ok((req.verdict, req.total_ns))
+    }
+
+    /// Starts capturing the packets filter `id` gives one of `verdicts`
+    /// (CAPTURE_* bits); the capture ends with [`Device::capture_stop`] or
+    /// when this device is closed.
+    pub fn capture_start(&self, id: u32, verdicts: u32, snaplen: u32) -> Result<()> {
+        let mut req = CaptureCtl { id, op: CAPTURE_START, verdicts, snaplen };
+        self.ioctl(IOC_CAPTURE_CTL, &mut req).map_err(|e| {
+            let hint = match e.raw_os_error() {
+                Some(libc::EBUSY) => " (a capture of that filter is running already)",
+                Some(libc::ENOSPC) => " (too many captures running)",
+                _ => "",
+            };
+            anyhow!("starting the capture of filter {id}: {e}{hint}")
+        })
+    }
+
+    pub fn capture_stop(&self, id: u32) -> Result<()> {
+        let mut req = CaptureCtl { id, op: CAPTURE_STOP, verdicts: 0, snaplen: 0 };
+        self.ioctl(IOC_CAPTURE_CTL, &mut req).map_err(|e| explain("stopping the capture", e))
+    }
+
+    /// Takes the records waiting in the capture of filter `id`; returns
+    /// them and the records lost so far (ring full).
+    pub fn capture_read(&self, id: u32) -> Result<(Vec<CaptureRecord>, u64)> {
+        let mut buf = vec![0u8; CAPTURE_READ_MAX];
+        let mut req = CaptureRead { id, count: 0, buf: buf.as_mut_ptr() as u64, cap: buf.len() as u64, len: 0, lost: 0 };
+        self.ioctl(IOC_CAPTURE_READ, &mut req).map_err(|e| explain("reading the capture", e))?;
+        let hdr = size_of::<CaptureRec>();
+        let (mut off, len, mut out) = (0usize, (req.len as usize).min(buf.len()), Vec::new());
+        while off + hdr <= len {
+            // SAFETY: `hdr` bytes at `off` are inside buf; plain integers.
+            let r: CaptureRec = unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
+            let end = (off + hdr + r.caplen as usize).min(len);
+            out.push(CaptureRecord {
+                ts_ns: r.ts_ns,
+                cpu: r.cpu,
+                verdict: r.verdict,
+                id: r.id,
+                orig_len: r.orig_len,
+                link: r.link,
+                data: buf[off + hdr..end].to_vec(),
+            });
+            off = (off + hdr + r.caplen as usize).next_multiple_of(8);
+        }
+        Ok((out, req.lost))
     }
 }
 

@@ -3,6 +3,7 @@
 mod access;
 mod apply;
 mod attachments;
+mod capture;
 mod check;
 mod kmod;
 mod manage;
@@ -150,6 +151,10 @@ enum Cmd {
     /// Read and change the maps of the filter attached on an interface.
     #[command(subcommand)]
     Map(maps::MapCmd),
+    /// Record the packets the attached filter gives some verdicts into a
+    /// pcapng file (verdict and filter in each packet's comment), until
+    /// -c packets, --duration seconds or Ctrl-C.
+    Capture(capture::CaptureArgs),
     /// Print per-second counter rates until interrupted (or --count times).
     Poll {
         #[arg(long)]
@@ -213,6 +218,7 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
         Cmd::Stats { iface } => status::stats(iface.as_deref(), json),
         Cmd::Poll { iface, interval, count } => status::poll(iface.as_deref(), interval, count, json),
         Cmd::Map(cmd) => maps::run(&cmd, json),
+        Cmd::Capture(args) => capture::run(&args, json),
         Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wasmfw", &mut std::io::stdout());

@@ -10,6 +10,7 @@
 //! second toolchain; a run-time lookup keeps `cargo build` working and gives
 //! a one-line "build it with `cargo xtask build-ebpf`" error instead.
 
+pub mod capture;
 pub mod rawmap;
 
 use std::collections::BTreeMap;
