@@ -242,7 +242,7 @@ pub fn run(args: &CaptureArgs, json: bool) -> Result<()> {
         }
     };
     catch_signals();
-    let result = capture_loop(&mut source, args, name, json);
+    let result = capture_loop(&mut source, args, name);
     let stopped = source.stop();
     let (written, lost) = result?;
     stopped?;
@@ -257,12 +257,11 @@ pub fn run(args: &CaptureArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn capture_loop(source: &mut Source, args: &CaptureArgs, name: String, json: bool) -> Result<(u64, u64)> {
+fn capture_loop(source: &mut Source, args: &CaptureArgs, name: String) -> Result<(u64, u64)> {
     let mut out = Out::create(&args.write, &args.iface, args.snaplen, name)?;
     out.flush()?;
-    if !json {
-        eprintln!("capturing on {} into {} (Ctrl-C to stop)", args.iface, args.write.display());
-    }
+    // On stderr in JSON mode too: scripts wait for it to know the capture is armed.
+    eprintln!("capturing on {} into {} (Ctrl-C to stop)", args.iface, args.write.display());
     let deadline = args.duration.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let (mut written, mut lost) = (0u64, 0u64);
     let mut batch = Vec::new();
