@@ -17,21 +17,24 @@ D=$(mktemp -d)
 capture_bg() {
   local name=$1; shift
   : > "$D/$name.err"
-  wf capture --iface vb -w "$D/$name.pcapng" --json "$@" > "$D/$name.json" 2> "$D/$name.err" &
+  # Not through wf(): a function in the background is a subshell, and
+  # CAP_PID must be wasmfw itself (ip netns exec execs it).
+  ip netns exec wfb "$W" capture --iface vb -w "$D/$name.pcapng" --json "$@" > "$D/$name.json" 2> "$D/$name.err" &
   CAP_PID=$!
   local i
   for i in $(seq 100); do
     grep -q '^capturing on' "$D/$name.err" && return 0
-    kill -0 "$CAP_PID" 2>/dev/null || { cat "$D/$name.err"; fail "wasmfw capture $* exited early"; }
+    kill -0 "$CAP_PID" 2>/dev/null || { cat "$D/$name.err" "$D/$name.json"; fail "wasmfw capture $* exited early"; }
     sleep 0.1
   done
   fail "wasmfw capture $* never armed"
 }
-# finish <name>: waits for the capture; prints its packet count.
+# finish <name>: waits for the capture (in this shell: a $(...) subshell
+# cannot wait for it); N = its packet count.
 finish() {
-  wait "$CAP_PID" || { sed 's/^/    /' "$D/$1.err" >&2; fail "wasmfw capture ($1) failed"; }
-  sed 's/^/    /' "$D/$1.json" >&2
-  jq -r .packets "$D/$1.json"
+  wait "$CAP_PID" || { sed 's/^/    /' "$D/$1.err" "$D/$1.json"; fail "wasmfw capture ($1) failed"; }
+  sed 's/^/    /' "$D/$1.json"
+  N=$(jq -r .packets "$D/$1.json")
 }
 # replay_drops <name>: how many packets wasmfw replay drops in the capture.
 replay_drops() {
@@ -64,15 +67,16 @@ load policies/icmp.toml
 capture_bg nf-drop --verdict drop -c 5 --duration 60
 read -r s4 r4 < <(ping4 5)
 expect_eq "$r4" 0 "IPv4 echo replies under icmp_drop"
-expect_eq "$(finish nf-drop)" "$s4" "netfilter drop capture: packets (pings sent: $s4)"
+finish nf-drop
+expect_eq "$N" "$s4" "netfilter drop capture: packets (pings sent: $s4)"
 check_drops nf-drop "$s4" raw
 
 # --- netfilter: passes (TCP) -----------------------------------------------
 capture_bg nf-pass --verdict pass --duration 3
 r=$(tcp_connect 10.0.0.2 8080); expect_eq "$r" hello "TCP under icmp_drop while capturing"
 read -r s4 r4 < <(ping4 2)
-n=$(finish nf-pass)
-expect_ge "$n" 3 "netfilter pass capture: packets"
+finish nf-pass
+expect_ge "$N" 3 "netfilter pass capture: packets"
 expect_eq "$(replay_drops nf-pass)" 0 "nf-pass: packets wasmfw replay drops"
 if [[ -n $TS ]]; then
   expect_ge "$(tshark_count nf-pass 'tcp.dstport == 8080' 'wasmfw verdict=pass')" 3 "nf-pass: tshark: TCP packets to :8080 marked pass"
@@ -84,7 +88,8 @@ capture_bg killed --verdict drop,pass --duration 60
 kill -9 "$CAP_PID"; wait "$CAP_PID" 2>/dev/null || true
 capture_bg after-kill --verdict drop -c 1 --duration 30
 read -r s4 r4 < <(ping4 1)
-expect_eq "$(finish after-kill)" 1 "capture after a killed one (EBUSY if the first were still armed)"
+finish after-kill
+expect_eq "$N" 1 "capture after a killed one (EBUSY if the first were still armed)"
 
 # --- flood while capturing: records lost, counted, nothing else -------------
 capture_bg flood --verdict drop,pass --duration 4
@@ -96,25 +101,27 @@ while time.time() < end:
     for _ in range(200):
         s.sendto(b"x" * 1000, ("10.0.0.2", 9))
 ' || true
-n=$(finish flood)
+finish flood
 lost=$(jq -r .lost "$D/flood.json")
-say "flood: $n packets written, $lost lost"
-expect_ge "$n" 1000 "flood capture: packets written"
-figure capture_flood_written "$n"
+say "flood: $N packets written, $lost lost"
+expect_ge "$N" 1000 "flood capture: packets written"
+figure capture_flood_written "$N"
 figure capture_flood_lost "$lost"
+expect_eq "$(cat /sys/module/wasmfw/parameters/packet_allocs)" 0 "heap allocations on the packet path (packet_allocs)"
 
 # --- unloading under a running capture ends it ------------------------------
 capture_bg unloaded --verdict drop --duration 60
 unload
 if wait "$CAP_PID"; then fail "capture went on after its filter was unloaded"; fi
-say "capture after unload: $(tail -1 "$D/unloaded.err" 2>/dev/null || true)"
+say "capture after unload: $(cat "$D/unloaded.json")"
 
 # --- XDP: Ethernet frames ----------------------------------------------------
 out=$(wf load policies/icmp.toml --iface vb --hook xdp 2>&1) || { echo "$out"; fail "load at XDP"; }
 capture_bg xdp-drop --verdict drop -c 3 --duration 60
 read -r s4 r4 < <(ping4 3)
 expect_eq "$r4" 0 "IPv4 echo replies under icmp_drop at XDP"
-expect_eq "$(finish xdp-drop)" "$s4" "XDP drop capture: packets (pings sent: $s4)"
+finish xdp-drop
+expect_eq "$N" "$s4" "XDP drop capture: packets (pings sent: $s4)"
 check_drops xdp-drop "$s4" eth
 unload
 rm -rf "$D"
