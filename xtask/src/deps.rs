@@ -24,6 +24,9 @@ const ALL: &[(&str, &str)] = &[
     ("/usr/bin/python3", "python3"),
     ("/usr/bin/nsenter", "util-linux"),
     ("/usr/bin/busybox", "busybox-static"),
+    // `wasmfw capture` files are checked with tshark (kmod/tests/t_capture.sh,
+    // ctl/tests/ebpf_capture.rs).
+    ("/usr/bin/tshark", "tshark"),
 ];
 
 /// Installs the packages whose marker files are missing.
