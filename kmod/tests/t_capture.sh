@@ -1,7 +1,7 @@
 #!/bin/bash
 # wasmfw capture on the kernel engine: pings dropped by policies/icmp.toml
 # (netfilter, then XDP) are exactly the drop capture's packets, each with
-# its verdict comment, as tshark and wasmfw replay read them; a pass
+# its verdict comment (a trapping filter's: fault), as tshark and wasmfw replay read them; a pass
 # capture holds the TCP traffic; a flood while capturing loses records,
 # never the kernel; a killed capture and a filter unloaded under a running
 # capture leave nothing armed.
@@ -114,6 +114,19 @@ capture_bg unloaded --verdict drop --duration 60
 unload
 if wait "$CAP_PID"; then fail "capture went on after its filter was unloaded"; fi
 say "capture after unload: $(cat "$D/unloaded.json")"
+
+# --- faults: oob.wasm traps on every packet, on_fault=drop --------------------
+printf 'filter = "%s"\nhook = "netfilter"\nfuel = 20000\nmemory_limit = 131072\non_fault = "drop"\n' "$TF/oob.wasm" > "$D/oob.toml"
+load "$D/oob.toml"
+capture_bg fault --verdict fault -c 3 --duration 60
+read -r s4 r4 < <(ping4 3)
+expect_eq "$r4" 0 "echo replies through oob.wasm (on_fault=drop)"
+finish fault
+expect_eq "$N" "$s4" "fault capture: packets (pings sent: $s4)"
+if [[ -n $TS ]]; then
+  expect_eq "$(tshark_count fault 'icmp.type == 8' 'wasmfw verdict=fault')" "$s4" "fault: tshark: echo requests marked fault"
+fi
+unload
 
 # --- XDP: Ethernet frames ----------------------------------------------------
 out=$(wf load policies/icmp.toml --iface vb --hook xdp 2>&1) || { echo "$out"; fail "load at XDP"; }
