@@ -627,10 +627,7 @@ fn capture_ctl(reg: &mut Registry, arg: usize) -> Result {
 fn capture_read(arg: usize) -> Result {
     let mut req: CaptureRead = read(arg)?;
     let cap = req.cap.min(u64::from(CAPTURE_READ_MAX)) as usize;
-    let mut buf = KVVec::with_capacity(cap, GFP_KERNEL)?;
-    for _ in 0..cap {
-        buf.push(0u8, GFP_KERNEL)?;
-    }
+    let mut buf = KVVec::from_elem(0u8, cap, GFP_KERNEL)?;
     let (mut count, mut lost) = (0u32, 0u64);
     // SAFETY: under the control mutex; buf has `cap` bytes.
     let len = unsafe { wasmfw_capture_take(req.id, buf.as_mut_ptr(), cap, &mut count, &mut lost) };
