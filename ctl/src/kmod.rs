@@ -287,7 +287,10 @@ impl Device {
     pub fn capture_read(&self, id: u32) -> Result<(Vec<CaptureRecord>, u64)> {
         let mut buf = vec![0u8; CAPTURE_READ_MAX as usize];
         let mut req = CaptureRead { id, count: 0, buf: buf.as_mut_ptr() as u64, cap: buf.len() as u64, len: 0, lost: 0 };
-        self.ioctl(IOC_CAPTURE_READ, &mut req).map_err(|e| explain("reading the capture", e))?;
+        self.ioctl(IOC_CAPTURE_READ, &mut req).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => anyhow!("the capture ended: filter {id} was detached, replaced or unloaded"),
+            _ => explain("reading the capture", e),
+        })?;
         let hdr = size_of::<CaptureRec>();
         let (mut off, len, mut out) = (0usize, (req.len as usize).min(buf.len()), Vec::new());
         while off + hdr <= len {

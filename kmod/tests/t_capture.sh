@@ -91,29 +91,40 @@ read -r s4 r4 < <(ping4 1)
 finish after-kill
 expect_eq "$N" 1 "capture after a killed one (EBUSY if the first were still armed)"
 
-# --- flood while capturing: records lost, counted, nothing else -------------
-capture_bg flood --verdict drop,pass --duration 4
+# --- flood while capturing: records lost, counted, nothing else; a capture
+# stopped, killed or whose filter is unloaded under the flood ---------------
+# UDP to a closed port for FLOOD_SECS, in the background; FLOOD_PID.
+FLOOD_SECS=6
 A python3 -c '
-import socket, time
+import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-end = time.time() + 2.5
+end = time.time() + float(sys.argv[1])
 while time.time() < end:
     for _ in range(200):
         s.sendto(b"x" * 1000, ("10.0.0.2", 9))
-' || true
+' "$FLOOD_SECS" &
+FLOOD_PID=$!
+sleep 0.3
+# Stopped by its duration while the flood goes on.
+capture_bg flood --verdict drop,pass --duration 1.5
 finish flood
 lost=$(jq -r .lost "$D/flood.json")
 say "flood: $N packets written, $lost lost"
 expect_ge "$N" 1000 "flood capture: packets written"
 figure capture_flood_written "$N"
 figure capture_flood_lost "$lost"
-expect_eq "$(cat /sys/module/wasmfw/parameters/packet_allocs)" 0 "heap allocations on the packet path (packet_allocs)"
-
-# --- unloading under a running capture ends it ------------------------------
-capture_bg unloaded --verdict drop --duration 60
+# Killed mid-flood: closing its file frees the ring under traffic.
+capture_bg flood-killed --verdict pass --duration 60
+sleep 0.5
+kill -9 "$CAP_PID"; wait "$CAP_PID" 2>/dev/null || true
+# Its filter unloaded mid-flood: the capture ends with it.
+capture_bg unloaded --verdict pass --duration 60
+sleep 0.5
 unload
 if wait "$CAP_PID"; then fail "capture went on after its filter was unloaded"; fi
 say "capture after unload: $(cat "$D/unloaded.json")"
+wait "$FLOOD_PID" || true
+expect_eq "$(cat /sys/module/wasmfw/parameters/packet_allocs)" 0 "heap allocations on the packet path (packet_allocs)"
 
 # --- faults: oob.wasm traps on every packet, on_fault=drop --------------------
 printf 'filter = "%s"\nhook = "netfilter"\nfuel = 20000\nmemory_limit = 131072\non_fault = "drop"\n' "$TF/oob.wasm" > "$D/oob.toml"
