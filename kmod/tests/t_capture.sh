@@ -83,6 +83,12 @@ if [[ -n $TS ]]; then
   expect_eq "$(tshark_count nf-pass 'icmp' 'wasmfw')" 0 "nf-pass: tshark: ICMP packets in the pass capture"
 fi
 
+# --- replacing the filter ends its capture ------------------------------------
+capture_bg replaced --verdict pass --duration 60
+out=$(wf load policies/icmp.toml --iface vb --hook netfilter --replace 2>&1) || { echo "$out"; fail "load --replace"; }
+if wait "$CAP_PID"; then fail "capture went on after its filter was replaced"; fi
+say "capture after replace: $(cat "$D/replaced.json")"
+
 # --- a killed capture is disarmed (its file closed) --------------------------
 capture_bg killed --verdict drop,pass --duration 60
 kill -9 "$CAP_PID"; wait "$CAP_PID" 2>/dev/null || true

@@ -66,7 +66,9 @@ void wasmfw_capture_packet(struct net *net, int ifindex, u32 hook, int raw, cons
 	int i;
 
 	for (i = 0; i < WASMFW_MAX_CAPTURES; i++) {
-		c = rcu_dereference_check(wasmfw_captures[i],
+		/* Netfilter hooks run under rcu_read_lock(), XDP under it or
+		 * with bottom halves off: synchronize_net() waits for all. */
+		c = rcu_dereference_check(wasmfw_captures[i], rcu_read_lock_held() ||
 					  rcu_read_lock_bh_held() || rcu_read_lock_sched_held());
 		if (c && c->net == net && c->ifindex == ifindex && c->hook == hook)
 			break;
