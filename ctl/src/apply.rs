@@ -127,6 +127,8 @@ fn apply(changes: &[Change], engine: Engine, mode: XdpMode) -> Result<()> {
             hook: None,
             mode,
             replace,
+            audit: false,
+            keep_maps: false,
         };
         match c.action {
             Action::Unchanged => {}

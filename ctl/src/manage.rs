@@ -17,7 +17,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use wasmfw_ebpf::Twin;
-use wasmfw_policy::{Hook, Param, Policy};
+use wasmfw_ebpf::rawmap::Carried;
+use wasmfw_policy::{Hook, Mode, Param, Policy};
 
 use crate::access::{check_iface, check_privileges, ifindex_of};
 use crate::attachments::{check_ebpf, entries_in, kmod_attached, mode_name, mode_of, xdp_mode, xdp_slot_free};
@@ -32,6 +33,7 @@ struct Target {
     policy: Option<String>,
     hook: Hook,
     ifaces: Vec<String>,
+    mode: Mode,
 }
 
 /// A load target for the ebpf engine, which needs the filter's name and
@@ -40,7 +42,7 @@ fn read_target(path: &Path) -> Result<Target> {
     if path.extension().is_some_and(|e| e == "wasm") {
         // A bare filter: its twin, default parameters.
         let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, ifaces: Vec::new() });
+        return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, ifaces: Vec::new(), mode: Mode::Enforce });
     }
     // The ebpf engine runs the filter's twin: its .wasm need not exist.
     let policy = Policy::load_without_wasm(path).map_err(|e| anyhow!("{e}"))?;
@@ -51,6 +53,7 @@ fn read_target(path: &Path) -> Result<Target> {
         policy: Some(abs.display().to_string()),
         hook: policy.hook,
         ifaces: policy.ifaces.clone(),
+        mode: policy.mode,
     })
 }
 
@@ -137,20 +140,47 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
     if kmod_attached(ns, &iface)?.is_some() {
         bail!("a wasm filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
     }
+    let mode = xdp_mode(args.mode);
+    // The program this load replaces (--replace), if one is attached.
+    let mut old: Option<u32> = None;
     if let Some(mut e) = records::read(ns, &iface) {
         check_ebpf(&mut e);
-        if e.attached {
-            bail!("wasmfw already has {} attached on {iface} ({}); run `wasmfw unload --iface {iface}` first", e.filter, e.engine);
+        if e.attached && !args.replace {
+            bail!("wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically", e.filter, e.engine);
         }
-        records::remove(ns, &iface); // stale: its program is gone
+        if e.attached {
+            if mode_of(&e.mode) != mode {
+                bail!("{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})", e.filter, e.mode, e.mode);
+            }
+            old = e.prog_id;
+        } else {
+            records::remove(ns, &iface); // stale: its program is gone
+        }
     }
-    if xdp_slot_free(ifindex, &iface)? {
+    if old.is_none() && xdp_slot_free(ifindex, &iface)? {
         bail!("xdp-bridge is attached on {iface} without a wasm filter; run `wasmfw unload --iface {iface}` first");
     }
-    let mode = xdp_mode(args.mode);
-    let loaded = wasmfw_ebpf::load(twin, &target.params)?;
+    if args.keep_maps && old.is_none() {
+        bail!("--keep-maps: nothing is attached on {iface} to keep maps from");
+    }
+    let audit = args.audit || target.mode == Mode::Audit;
+    let loaded = wasmfw_ebpf::load_in_mode(twin, &target.params, audit)?;
     let (fd, prog_id) = loaded.prog_fd_and_id()?;
-    wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode).with_context(|| format!("attaching {} to {iface}", twin.name()))?;
+    let mut carried = Vec::new();
+    match old {
+        Some(old_id) => {
+            // Copied before the swap: the old program may still update an
+            // entry after its copy (docs/policies.md, "--keep-maps").
+            if args.keep_maps {
+                carried = wasmfw_ebpf::rawmap::carry_maps(old_id, prog_id, twin.state_maps())
+                    .with_context(|| format!("carrying the maps of program {old_id} over"))?;
+            }
+            wasmfw_xdp_bridge::replace(ifindex, fd, old_id, mode)
+                .with_context(|| format!("replacing program {old_id} on {iface} with {}", twin.name()))?;
+        }
+        None => wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode).with_context(|| format!("attaching {} to {iface}", twin.name()))?,
+    }
+    let filter_mode = if audit { Mode::Audit } else { Mode::Enforce };
     let entry = Entry {
         netns: String::new(),
         netns_ino: ns,
@@ -159,6 +189,7 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
         hook: "xdp".into(),
         mode: mode_name(mode).into(),
         filter: twin.name().into(),
+        filter_mode: filter_mode.as_str().into(),
         policy: target.policy.clone(),
         loaded_at: now(),
         prog_id: Some(prog_id),
@@ -168,17 +199,50 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
         counters: BTreeMap::new(),
     };
     if let Err(e) = records::write(&entry) {
-        let _ = wasmfw_xdp_bridge::netlink::detach(ifindex, fd, mode);
+        if old.is_none() {
+            let _ = wasmfw_xdp_bridge::netlink::detach(ifindex, fd, mode);
+        }
         return Err(e);
     }
     let mut attached = serde_json::to_value(&entry)?;
     attached["netns"] = netns::display(ns).into();
+    let verb = if let Some(o) = old { format!("replaced program {o} on") } else { "attached to".into() };
+    let mut value = serde_json::json!({ "attached": attached });
+    if args.keep_maps {
+        value["kept_maps"] = carried_json(&carried);
+    }
     report(
         json,
-        format!("{} attached to {iface} in netns {} (engine ebpf, xdp {} mode, prog id {prog_id})", twin.name(), netns::display(ns), mode_name(mode)),
-        serde_json::json!({ "attached": attached }),
+        format!(
+            "{} {verb} {iface} in netns {} (engine ebpf, xdp {} mode, {}, prog id {prog_id}){}",
+            twin.name(),
+            netns::display(ns),
+            mode_name(mode),
+            filter_mode.as_str(),
+            carried_text(&carried)
+        ),
+        value,
     );
     Ok(())
+}
+
+/// `--keep-maps`' report: one object per map of the old filter.
+fn carried_json(carried: &[Carried]) -> serde_json::Value {
+    carried
+        .iter()
+        .map(|c| serde_json::json!({"map": c.name, "entries": c.entries, "kept": c.skipped.is_none(), "why_not": c.skipped}))
+        .collect()
+}
+
+/// `--keep-maps`' report for humans: one line per map of the old filter.
+fn carried_text(carried: &[Carried]) -> String {
+    carried
+        .iter()
+        .map(|c| match &c.skipped {
+            None => format!("\n  map {}: {} entries kept", c.name, c.entries),
+            Some(why) => format!("\n  map {}: not kept ({why})", c.name),
+        })
+        .collect()
 }
 
 /// Detaches xdp-bridge from `iface` if it is attached there; true if it was.
