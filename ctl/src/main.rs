@@ -159,6 +159,11 @@ enum Cmd {
     /// Read and change the maps of the filter attached on an interface.
     #[command(subcommand)]
     Map(maps::MapCmd),
+    /// Print the module interface this wasmfw was built with (structs,
+    /// offsets, constants, ioctl numbers) as JSON: for tools that speak the
+    /// ioctls directly, like the guest tests' wfioctl.py.
+    #[command(hide = true)]
+    UapiLayout,
     /// Print per-second counter rates until interrupted (or --count times).
     Poll {
         #[arg(long)]
@@ -225,6 +230,10 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
         Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wasmfw", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::UapiLayout => {
+            println!("{}", kmod::uapi_layout_json());
             Ok(())
         }
         Cmd::Manpage => Ok(clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?),
