@@ -141,7 +141,7 @@ pub fn entries(only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
                 hook: if xdp { "xdp" } else { "netfilter" }.into(),
                 mode: String::new(),
                 filter: info.name(),
-                filter_mode: "enforce".into(),
+                filter_mode: if info.flags & crate::kmod::LOAD_AUDIT != 0 { "audit" } else { "enforce" }.into(),
                 policy: (!policy.is_empty()).then_some(policy),
                 loaded_at: 0,
                 prog_id: None,

@@ -226,6 +226,49 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
     Ok(())
 }
 
+/// `--keep-maps` for the wasm engine: copies every entry of each hash map
+/// of filter `old` into the map of the same name, key and value sizes of
+/// filter `new` (loaded, not yet attached) if that one has at least as
+/// many max_entries and its init left it empty; a map the new filter
+/// filled at init holds its policy's configuration and is left as is.
+fn carry_kmod_maps(dev: &crate::kmod::Device, old: u32, new: u32) -> Result<Vec<Carried>> {
+    let new_maps = dev.maps(new)?;
+    let mut out = Vec::new();
+    for o in dev.maps(old)? {
+        let name = o.name();
+        let skip = |why: String| Carried { name: name.clone(), entries: 0, skipped: Some(why) };
+        let Some(n) = new_maps.iter().find(|n| n.name() == name) else {
+            out.push(skip("the new filter has no map of that name".into()));
+            continue;
+        };
+        if o.kind != crate::kmod::MAP_HASH {
+            out.push(skip("a per-CPU array: starts as the new filter's init leaves it".into()));
+            continue;
+        }
+        if (n.kind, n.key_size, n.value_size) != (o.kind, o.key_size, o.value_size) {
+            out.push(skip(format!("kind or sizes differ (key/value {}/{} -> {}/{})", o.key_size, o.value_size, n.key_size, n.value_size)));
+            continue;
+        }
+        if o.max_entries > n.max_entries {
+            out.push(skip(format!("max_entries shrinks ({} -> {})", o.max_entries, n.max_entries)));
+            continue;
+        }
+        if !dev.map_dump(new, n)?.is_empty() {
+            out.push(skip("configuration: the new filter filled it at init".into()));
+            continue;
+        }
+        let entries = dev.map_dump(old, &o)?;
+        for (_, key, value) in &entries {
+            let rc = dev.map_op(new, &name, key, Some(value))?;
+            if rc < 0 {
+                bail!("map {name}: copying an entry failed (ABI code {rc})");
+            }
+        }
+        out.push(Carried { name: name.clone(), entries: entries.len(), skipped: None });
+    }
+    Ok(out)
+}
+
 /// `--keep-maps`' report: one object per map of the old filter.
 fn carried_json(carried: &[Carried]) -> serde_json::Value {
     carried
@@ -351,7 +394,24 @@ fn load_wasm(args: &LoadArgs, policy: &Policy, iface: &str, hook: Hook, json: bo
         Hook::Xdp => crate::kmod::HOOK_XDP,
     };
     let bridge_there = if hook == Hook::Xdp { xdp_slot_free(ifindex, iface)? } else { false };
-    let (id, stack) = dev.load(policy)?;
+    let audit = args.audit || policy.mode == Mode::Audit;
+    let old_id = kmod_attached(ns, iface)?.map(|o| o.id);
+    if args.keep_maps && old_id.is_none() {
+        bail!("--keep-maps: nothing is attached on {iface} to keep maps from");
+    }
+    let (id, stack) = dev.load(policy, audit)?;
+    // Copied before the swap: the old filter may still update an entry
+    // after its copy (docs/policies.md, "--keep-maps").
+    let carried = match old_id.filter(|_| args.keep_maps) {
+        Some(old) => match carry_kmod_maps(&dev, old, id) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = dev.unload(id);
+                return Err(e.context(format!("carrying the maps of filter {old} over")));
+            }
+        },
+        None => Vec::new(),
+    };
     if let Err(e) = dev.attach(id, hook_id, iface) {
         let _ = dev.unload(id);
         return Err(e);
@@ -364,19 +424,27 @@ fn load_wasm(args: &LoadArgs, policy: &Policy, iface: &str, hook: Hook, json: bo
             return Err(e);
         }
     }
+    let filter_mode = if audit { Mode::Audit } else { Mode::Enforce };
+    let mut value = serde_json::json!({"attached": {"netns": netns::display(ns), "netns_ino": ns, "iface": iface, "engine": "wasm",
+        "hook": hook.as_str(), "filter": policy.filter, "filter_id": id, "fuel": policy.fuel,
+        "on_fault": policy.on_fault.as_str(), "filter_mode": filter_mode.as_str(), "load_stack_bytes": stack}});
+    if args.keep_maps {
+        value["kept_maps"] = carried_json(&carried);
+    }
     report(
         json,
         format!(
-            "{} attached to {iface} in netns {} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
+            "{} {} {iface} in netns {} (engine wasm, hook {}, {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack){}",
             policy.filter,
+            if let Some(o) = old_id { format!("replaced filter {o} on") } else { "attached to".into() },
             netns::display(ns),
             hook.as_str(),
+            filter_mode.as_str(),
             policy.fuel,
-            policy.on_fault.as_str()
+            policy.on_fault.as_str(),
+            carried_text(&carried)
         ),
-        serde_json::json!({"attached": {"netns": netns::display(ns), "netns_ino": ns, "iface": iface, "engine": "wasm",
-            "hook": hook.as_str(), "filter": policy.filter, "filter_id": id, "fuel": policy.fuel,
-            "on_fault": policy.on_fault.as_str(), "load_stack_bytes": stack}}),
+        value,
     );
     Ok(())
 }
@@ -389,7 +457,7 @@ pub fn test_run(target: &Path, pcap: &Path, repeat: u32, via_bridge: bool, json:
     let policy = wasm_policy(target)?;
     let packets = crate::replay::read_capture(pcap)?;
     let dev = crate::kmod::Device::open()?;
-    let (id, _) = dev.load(&policy)?;
+    let (id, _) = dev.load(&policy, policy.mode == Mode::Audit)?;
     let repeat = repeat.max(1);
     if via_bridge {
         if let Err(e) = dev.attach(id, crate::kmod::HOOK_XDP, "lo") {

@@ -24,7 +24,7 @@ fn env() -> Arc<TestEnv> {
     Arc::new(TestEnv { now: AtomicU64::new(0), logs: Mutex::new(Vec::new()) })
 }
 
-const LIMITS: Limits = Limits { fuel: 10_000, memory_limit: 131_072, on_fault: Verdict::Pass };
+const LIMITS: Limits = Limits { fuel: 10_000, memory_limit: 131_072, on_fault: Verdict::Pass, audit: false };
 
 /// A filter in WAT. Packet byte 0 selects a behaviour:
 /// 0xff drop, 0xfe loop forever, 0xfd read out of bounds, 0xfc return 7,
