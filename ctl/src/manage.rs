@@ -170,7 +170,7 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
     match old {
         Some(old_id) => {
             // Copied before the swap: the old program may still update an
-            // entry after its copy (docs/policies.md, "--keep-maps").
+            // entry after its copy (docs/audit-and-replace.md).
             if args.keep_maps {
                 carried = wasmfw_ebpf::rawmap::carry_maps(old_id, prog_id, twin.state_maps())
                     .with_context(|| format!("carrying the maps of program {old_id} over"))?;
@@ -401,7 +401,7 @@ fn load_wasm(args: &LoadArgs, policy: &Policy, iface: &str, hook: Hook, json: bo
     }
     let (id, stack) = dev.load(policy, audit)?;
     // Copied before the swap: the old filter may still update an entry
-    // after its copy (docs/policies.md, "--keep-maps").
+    // after its copy (docs/audit-and-replace.md).
     let carried = match old_id.filter(|_| args.keep_maps) {
         Some(old) => match carry_kmod_maps(&dev, old, id) {
             Ok(c) => c,
