@@ -109,6 +109,21 @@ fn verdicts_and_counters() {
 }
 
 #[test]
+fn audit_mode_passes_drops_and_counts_them() {
+    let (f, mut i) = one(Limits { audit: true, ..LIMITS });
+    assert_eq!(i.run(&[0xff, 0], 1).verdict, Verdict::Pass);
+    assert_eq!(i.run(&[0x00, 0], 1).verdict, Verdict::Pass);
+    // on_fault = drop is a drop verdict too: passed, counted.
+    let (f2, mut d) = one(Limits { audit: true, on_fault: Verdict::Drop, ..LIMITS });
+    assert_eq!(d.run(&[0xfe], 1).verdict, Verdict::Pass);
+    assert_eq!(f2.counter("audit_would_drop"), Some(1));
+    assert_eq!((f.counter("drop"), f.counter("pass"), f.counter("audit_would_drop")), (Some(1), Some(1), Some(1)));
+    let (e, mut n) = one(LIMITS);
+    assert_eq!(n.run(&[0xff, 0], 1).verdict, Verdict::Drop);
+    assert_eq!(e.counter("audit_would_drop"), Some(0));
+}
+
+#[test]
 fn endless_loop_runs_out_of_fuel_and_instance_recovers() {
     let (f, mut i) = one(LIMITS);
     let o = i.run(&[0xfe], 1);
@@ -264,7 +279,7 @@ fn declarations_after_init_are_refused() {
     assert_eq!(v[0].run(&[2], 1).verdict, Verdict::Drop);
     let mut names = Vec::new();
     f.counters(|n, _| names.push(n.to_string()));
-    assert_eq!(names, ["packets", "pass", "drop", "fault_trap", "fault_fuel", "seen"]);
+    assert_eq!(names, ["packets", "pass", "drop", "fault_trap", "fault_fuel", "audit_would_drop", "seen"]);
 }
 
 #[test]
