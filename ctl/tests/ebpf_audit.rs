@@ -181,7 +181,7 @@ fn ebpf_audit_and_keep_maps() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    // A bare filter path: --audit off, the policy's mode (enforce).
+    // The same filter, a policy without `mode`: enforce.
     let swapped = lab.json(&["load", &enforce, "--iface", IF_B, "--engine", "ebpf", "--replace"]);
     let out = flood.wait_with_output().unwrap();
     let (sent, received) = ping_summary(&String::from_utf8_lossy(&out.stdout));

@@ -68,5 +68,17 @@ expect_eq "$(wf map dump syn_buckets --iface vb --json | jq length)" 0 "syn_buck
 syns 10
 expect_eq "$(counter syn_limited)" 0 "syn_limited of 10 SYNs with a fresh bucket"
 unload
+say "D: audit -> enforce at XDP"
+out=$(wf load "$D/icmp-audit.toml" --iface vb --hook xdp 2>&1) || fail "xdp load: $out"
+echo "    $out"
+read -r sent got < <(ping4 3)
+expect_eq "$got" 3 "pings answered in audit mode at XDP"
+expect_eq "$(counter audit_would_drop)" 3 "audit_would_drop at XDP"
+out=$(wf load "$D/icmp-enforce.toml" --iface vb --hook xdp --replace 2>&1) || fail "xdp replace: $out"
+echo "    $out"
+read -r sent got < <(ping4 3)
+expect_eq "$got" 0 "pings answered in enforce mode at XDP"
+expect_eq "$(counter echo_dropped)" 3 "echo_dropped at XDP after the switch"
+unload
 new=$(klog | tail -n +$((dmesg_before + 1)))
 if grep -E 'WARNING|BUG|Oops' <<< "$new"; then fail "kernel log has problems"; fi
