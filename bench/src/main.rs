@@ -205,6 +205,7 @@ fn load_wasm(policy: &Policy) -> Result<Instance> {
             wasmfw_policy::Verdict::Pass => Verdict::Pass,
             wasmfw_policy::Verdict::Drop => Verdict::Drop,
         },
+        audit: false,
     };
     let (_filter, mut inst) = wasmfw_engine::load(&wasm, limits, &policy.config_bytes(), 1, Arc::new(BenchEnv), 42)
         .map_err(|e| anyhow!("{}: {e}", policy.wasm.display()))?;

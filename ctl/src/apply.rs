@@ -127,15 +127,20 @@ fn apply(changes: &[Change], engine: Engine, mode: XdpMode) -> Result<()> {
             hook: None,
             mode,
             replace,
+            audit: false,
+            keep_maps: false,
         };
         match c.action {
             Action::Unchanged => {}
             Action::Load => manage::load(&args(false), false)?,
             Action::Unload => manage::unload(&c.iface, false)?,
-            // The wasm engine swaps atomically; an eBPF twin, or a change of
-            // engine, is detached first.
+            // Both engines swap atomically; a change of engine detaches first.
             Action::Replace => {
-                let swap = engine == Engine::Wasm && c.was.as_deref().is_some_and(|w| w.ends_with("(wasm)"));
+                let same = match engine {
+                    Engine::Wasm => "(wasm)",
+                    Engine::Ebpf => "(ebpf)",
+                };
+                let swap = c.was.as_deref().is_some_and(|w| w.ends_with(same));
                 if !swap {
                     manage::unload(&c.iface, false)?;
                 }

@@ -117,6 +117,9 @@ pub fn entries(only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
             let counters = wasmfw_ebpf::counters_of_prog(t, id)
                 .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
             e.counters = counters.into_iter().collect();
+            let audit = wasmfw_ebpf::rawmap::audit_of_prog(id)
+                .with_context(|| format!("reading the mode of {} on {} (needs root)", e.filter, e.iface))?;
+            e.filter_mode = if audit { "audit" } else { "enforce" }.into();
         }
         e.netns = netns::display(e.netns_ino);
         out.push(e);
@@ -138,6 +141,7 @@ pub fn entries(only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
                 hook: if xdp { "xdp" } else { "netfilter" }.into(),
                 mode: String::new(),
                 filter: info.name(),
+                filter_mode: if info.flags & crate::kmod::LOAD_AUDIT != 0 { "audit" } else { "enforce" }.into(),
                 policy: (!policy.is_empty()).then_some(policy),
                 loaded_at: 0,
                 prog_id: None,

@@ -13,7 +13,7 @@ pub const DEVICE: &str = "/dev/wasmfw";
 #[path = "../../kmod/wasmfw/wasmfw_uapi.rs"]
 pub mod uapi;
 use uapi::*;
-pub use uapi::{Info, MapInfo, HOOK_NETFILTER, HOOK_XDP, MAP_HASH, MAP_PERCPU_ARRAY};
+pub use uapi::{Info, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOAD_AUDIT, MAP_HASH, MAP_PERCPU_ARRAY};
 pub use uapi::{CAPTURE_DROP, CAPTURE_FAULT, CAPTURE_PASS, CAPTURE_SNAPLEN};
 
 /// One packet the module recorded (`wasmfw capture`).
@@ -129,7 +129,7 @@ impl Device {
 
     /// Loads the policy's filter into the kernel (not attached). Returns
     /// its id and the kernel stack the load used.
-    pub fn load(&self, policy: &Policy) -> Result<(u32, u32)> {
+    pub fn load(&self, policy: &Policy, audit: bool) -> Result<(u32, u32)> {
         let wasm = std::fs::read(&policy.wasm).with_context(|| policy.wasm.display().to_string())?;
         let config = policy.config_bytes();
         let mut err = vec![0u8; 512];
@@ -147,6 +147,8 @@ impl Device {
             err: err.as_mut_ptr() as u64,
             err_len: err.len() as u32,
             stack_used: 0,
+            flags: if audit { LOAD_AUDIT } else { 0 },
+            pad: 0,
         };
         if let Err(e) = self.ioctl(IOC_LOAD, &mut req) {
             let msg = cstr(&err);

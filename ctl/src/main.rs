@@ -74,9 +74,18 @@ pub struct LoadArgs {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
     pub mode: XdpMode,
-    /// Atomically replace a filter already attached on the interface (wasm engine).
+    /// Atomically replace a filter already attached on the interface (the
+    /// interface is never without a filter).
     #[arg(long)]
     pub replace: bool,
+    /// Audit mode (overrides the policy's `mode`): every packet passes, the
+    /// drops the filter would make are counted (`audit_would_drop`).
+    #[arg(long)]
+    pub audit: bool,
+    /// With --replace: carry the entries of the old filter's state maps (same
+    /// name, kind and sizes, e.g. token buckets) over to the new filter.
+    #[arg(long, requires = "replace")]
+    pub keep_maps: bool,
 }
 
 #[derive(Subcommand)]

@@ -17,7 +17,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use wasmfw_ebpf::Twin;
-use wasmfw_policy::{Hook, Param, Policy};
+use wasmfw_ebpf::rawmap::Carried;
+use wasmfw_policy::{Hook, Mode, Param, Policy};
 
 use crate::access::{check_iface, check_privileges, ifindex_of};
 use crate::attachments::{check_ebpf, entries_in, kmod_attached, mode_name, mode_of, xdp_mode, xdp_slot_free};
@@ -32,6 +33,7 @@ struct Target {
     policy: Option<String>,
     hook: Hook,
     ifaces: Vec<String>,
+    mode: Mode,
 }
 
 /// A load target for the ebpf engine, which needs the filter's name and
@@ -40,7 +42,7 @@ fn read_target(path: &Path) -> Result<Target> {
     if path.extension().is_some_and(|e| e == "wasm") {
         // A bare filter: its twin, default parameters.
         let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, ifaces: Vec::new() });
+        return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, ifaces: Vec::new(), mode: Mode::Enforce });
     }
     // The ebpf engine runs the filter's twin: its .wasm need not exist.
     let policy = Policy::load_without_wasm(path).map_err(|e| anyhow!("{e}"))?;
@@ -51,6 +53,7 @@ fn read_target(path: &Path) -> Result<Target> {
         policy: Some(abs.display().to_string()),
         hook: policy.hook,
         ifaces: policy.ifaces.clone(),
+        mode: policy.mode,
     })
 }
 
@@ -137,20 +140,47 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
     if kmod_attached(ns, &iface)?.is_some() {
         bail!("a wasm filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
     }
+    let mode = xdp_mode(args.mode);
+    // The program this load replaces (--replace), if one is attached.
+    let mut old: Option<u32> = None;
     if let Some(mut e) = records::read(ns, &iface) {
         check_ebpf(&mut e);
-        if e.attached {
-            bail!("wasmfw already has {} attached on {iface} ({}); run `wasmfw unload --iface {iface}` first", e.filter, e.engine);
+        if e.attached && !args.replace {
+            bail!("wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically", e.filter, e.engine);
         }
-        records::remove(ns, &iface); // stale: its program is gone
+        if e.attached {
+            if mode_of(&e.mode) != mode {
+                bail!("{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})", e.filter, e.mode, e.mode);
+            }
+            old = e.prog_id;
+        } else {
+            records::remove(ns, &iface); // stale: its program is gone
+        }
     }
-    if xdp_slot_free(ifindex, &iface)? {
+    if old.is_none() && xdp_slot_free(ifindex, &iface)? {
         bail!("xdp-bridge is attached on {iface} without a wasm filter; run `wasmfw unload --iface {iface}` first");
     }
-    let mode = xdp_mode(args.mode);
-    let loaded = wasmfw_ebpf::load(twin, &target.params)?;
+    if args.keep_maps && old.is_none() {
+        bail!("--keep-maps: nothing is attached on {iface} to keep maps from");
+    }
+    let audit = args.audit || target.mode == Mode::Audit;
+    let loaded = wasmfw_ebpf::load_in_mode(twin, &target.params, audit)?;
     let (fd, prog_id) = loaded.prog_fd_and_id()?;
-    wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode).with_context(|| format!("attaching {} to {iface}", twin.name()))?;
+    let mut carried = Vec::new();
+    match old {
+        Some(old_id) => {
+            // Copied before the swap: the old program may still update an
+            // entry after its copy (docs/audit-and-replace.md).
+            if args.keep_maps {
+                carried = wasmfw_ebpf::rawmap::carry_maps(old_id, prog_id, twin.state_maps())
+                    .with_context(|| format!("carrying the maps of program {old_id} over"))?;
+            }
+            wasmfw_xdp_bridge::replace(ifindex, fd, old_id, mode)
+                .with_context(|| format!("replacing program {old_id} on {iface} with {}", twin.name()))?;
+        }
+        None => wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode).with_context(|| format!("attaching {} to {iface}", twin.name()))?,
+    }
+    let filter_mode = if audit { Mode::Audit } else { Mode::Enforce };
     let entry = Entry {
         netns: String::new(),
         netns_ino: ns,
@@ -159,6 +189,7 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
         hook: "xdp".into(),
         mode: mode_name(mode).into(),
         filter: twin.name().into(),
+        filter_mode: filter_mode.as_str().into(),
         policy: target.policy.clone(),
         loaded_at: now(),
         prog_id: Some(prog_id),
@@ -168,17 +199,93 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
         counters: BTreeMap::new(),
     };
     if let Err(e) = records::write(&entry) {
-        let _ = wasmfw_xdp_bridge::netlink::detach(ifindex, fd, mode);
+        if old.is_none() {
+            let _ = wasmfw_xdp_bridge::netlink::detach(ifindex, fd, mode);
+        }
         return Err(e);
     }
     let mut attached = serde_json::to_value(&entry)?;
     attached["netns"] = netns::display(ns).into();
+    let verb = if let Some(o) = old { format!("replaced program {o} on") } else { "attached to".into() };
+    let mut value = serde_json::json!({ "attached": attached });
+    if args.keep_maps {
+        value["kept_maps"] = carried_json(&carried);
+    }
     report(
         json,
-        format!("{} attached to {iface} in netns {} (engine ebpf, xdp {} mode, prog id {prog_id})", twin.name(), netns::display(ns), mode_name(mode)),
-        serde_json::json!({ "attached": attached }),
+        format!(
+            "{} {verb} {iface} in netns {} (engine ebpf, xdp {} mode, {}, prog id {prog_id}){}",
+            twin.name(),
+            netns::display(ns),
+            mode_name(mode),
+            filter_mode.as_str(),
+            carried_text(&carried)
+        ),
+        value,
     );
     Ok(())
+}
+
+/// `--keep-maps` for the wasm engine: copies every entry of each hash map
+/// of filter `old` into the map of the same name, key and value sizes of
+/// filter `new` (loaded, not yet attached) if that one has at least as
+/// many max_entries and its init left it empty; a map the new filter
+/// filled at init holds its policy's configuration and is left as is.
+fn carry_kmod_maps(dev: &crate::kmod::Device, old: u32, new: u32) -> Result<Vec<Carried>> {
+    let new_maps = dev.maps(new)?;
+    let mut out = Vec::new();
+    for o in dev.maps(old)? {
+        let name = o.name();
+        let skip = |why: String| Carried { name: name.clone(), entries: 0, skipped: Some(why) };
+        let Some(n) = new_maps.iter().find(|n| n.name() == name) else {
+            out.push(skip("the new filter has no map of that name".into()));
+            continue;
+        };
+        if o.kind != crate::kmod::MAP_HASH {
+            out.push(skip("a per-CPU array: starts as the new filter's init leaves it".into()));
+            continue;
+        }
+        if (n.kind, n.key_size, n.value_size) != (o.kind, o.key_size, o.value_size) {
+            out.push(skip(format!("kind or sizes differ (key/value {}/{} -> {}/{})", o.key_size, o.value_size, n.key_size, n.value_size)));
+            continue;
+        }
+        if o.max_entries > n.max_entries {
+            out.push(skip(format!("max_entries shrinks ({} -> {})", o.max_entries, n.max_entries)));
+            continue;
+        }
+        if !dev.map_dump(new, n)?.is_empty() {
+            out.push(skip("configuration: the new filter filled it at init".into()));
+            continue;
+        }
+        let entries = dev.map_dump(old, &o)?;
+        for (_, key, value) in &entries {
+            let rc = dev.map_op(new, &name, key, Some(value))?;
+            if rc < 0 {
+                bail!("map {name}: copying an entry failed (ABI code {rc})");
+            }
+        }
+        out.push(Carried { name: name.clone(), entries: entries.len(), skipped: None });
+    }
+    Ok(out)
+}
+
+/// `--keep-maps`' report: one object per map of the old filter.
+fn carried_json(carried: &[Carried]) -> serde_json::Value {
+    carried
+        .iter()
+        .map(|c| serde_json::json!({"map": c.name, "entries": c.entries, "kept": c.skipped.is_none(), "why_not": c.skipped}))
+        .collect()
+}
+
+/// `--keep-maps`' report for humans: one line per map of the old filter.
+fn carried_text(carried: &[Carried]) -> String {
+    carried
+        .iter()
+        .map(|c| match &c.skipped {
+            None => format!("\n  map {}: {} entries kept", c.name, c.entries),
+            Some(why) => format!("\n  map {}: not kept ({why})", c.name),
+        })
+        .collect()
 }
 
 /// Detaches xdp-bridge from `iface` if it is attached there; true if it was.
@@ -287,7 +394,24 @@ fn load_wasm(args: &LoadArgs, policy: &Policy, iface: &str, hook: Hook, json: bo
         Hook::Xdp => crate::kmod::HOOK_XDP,
     };
     let bridge_there = if hook == Hook::Xdp { xdp_slot_free(ifindex, iface)? } else { false };
-    let (id, stack) = dev.load(policy)?;
+    let audit = args.audit || policy.mode == Mode::Audit;
+    let old_id = kmod_attached(ns, iface)?.map(|o| o.id);
+    if args.keep_maps && old_id.is_none() {
+        bail!("--keep-maps: nothing is attached on {iface} to keep maps from");
+    }
+    let (id, stack) = dev.load(policy, audit)?;
+    // Copied before the swap: the old filter may still update an entry
+    // after its copy (docs/audit-and-replace.md).
+    let carried = match old_id.filter(|_| args.keep_maps) {
+        Some(old) => match carry_kmod_maps(&dev, old, id) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = dev.unload(id);
+                return Err(e.context(format!("carrying the maps of filter {old} over")));
+            }
+        },
+        None => Vec::new(),
+    };
     if let Err(e) = dev.attach(id, hook_id, iface) {
         let _ = dev.unload(id);
         return Err(e);
@@ -300,19 +424,27 @@ fn load_wasm(args: &LoadArgs, policy: &Policy, iface: &str, hook: Hook, json: bo
             return Err(e);
         }
     }
+    let filter_mode = if audit { Mode::Audit } else { Mode::Enforce };
+    let mut value = serde_json::json!({"attached": {"netns": netns::display(ns), "netns_ino": ns, "iface": iface, "engine": "wasm",
+        "hook": hook.as_str(), "filter": policy.filter, "filter_id": id, "fuel": policy.fuel,
+        "on_fault": policy.on_fault.as_str(), "filter_mode": filter_mode.as_str(), "load_stack_bytes": stack}});
+    if args.keep_maps {
+        value["kept_maps"] = carried_json(&carried);
+    }
     report(
         json,
         format!(
-            "{} attached to {iface} in netns {} (engine wasm, hook {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack)",
+            "{} {} {iface} in netns {} (engine wasm, hook {}, {}, filter id {id}, fuel {}, on_fault {}; load used {stack} bytes of kernel stack){}",
             policy.filter,
+            if let Some(o) = old_id { format!("replaced filter {o} on") } else { "attached to".into() },
             netns::display(ns),
             hook.as_str(),
+            filter_mode.as_str(),
             policy.fuel,
-            policy.on_fault.as_str()
+            policy.on_fault.as_str(),
+            carried_text(&carried)
         ),
-        serde_json::json!({"attached": {"netns": netns::display(ns), "netns_ino": ns, "iface": iface, "engine": "wasm",
-            "hook": hook.as_str(), "filter": policy.filter, "filter_id": id, "fuel": policy.fuel,
-            "on_fault": policy.on_fault.as_str(), "load_stack_bytes": stack}}),
+        value,
     );
     Ok(())
 }
@@ -325,7 +457,7 @@ pub fn test_run(target: &Path, pcap: &Path, repeat: u32, via_bridge: bool, json:
     let policy = wasm_policy(target)?;
     let packets = crate::replay::read_capture(pcap)?;
     let dev = crate::kmod::Device::open()?;
-    let (id, _) = dev.load(&policy)?;
+    let (id, _) = dev.load(&policy, policy.mode == Mode::Audit)?;
     let repeat = repeat.max(1);
     if via_bridge {
         if let Err(e) = dev.attach(id, crate::kmod::HOOK_XDP, "lo") {

@@ -37,6 +37,10 @@ pub struct Entry {
     /// XDP mode (`skb`, `native`); empty for netfilter.
     pub mode: String,
     pub filter: String,
+    /// `enforce`, or `audit` (every packet passes, would-be drops counted);
+    /// read from the kernel when reported.
+    #[serde(default)]
+    pub filter_mode: String,
     /// The policy file, or null for a bare filter with default parameters.
     pub policy: Option<String>,
     /// Unix time, seconds.

@@ -56,19 +56,20 @@ pub fn status(json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<10} POLICY",
-        "NETNS", "IFACE", "ENGINE", "HOOK", "STATE", "FILTER", "LOADED"
+        "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<8} {:<10} POLICY",
+        "NETNS", "IFACE", "ENGINE", "HOOK", "STATE", "FILTER", "MODE", "LOADED"
     );
     for e in &list {
         let hook = if e.mode.is_empty() { e.hook.clone() } else { format!("{}/{}", e.hook, e.mode) };
         println!(
-            "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<10} {}",
+            "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<8} {:<10} {}",
             e.netns,
             e.iface,
             e.engine,
             hook,
             if e.attached { "attached" } else { "GONE" },
             e.filter,
+            if e.filter_mode.is_empty() { "-" } else { &e.filter_mode },
             age(e.loaded_at),
             e.policy.as_deref().unwrap_or("-")
         );

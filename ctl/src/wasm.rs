@@ -49,6 +49,8 @@ pub fn limits(policy: &Policy) -> Limits {
             wasmfw_policy::Verdict::Pass => Verdict::Pass,
             wasmfw_policy::Verdict::Drop => Verdict::Drop,
         },
+        // Replay shows the filter's own verdicts, whatever the policy's mode.
+        audit: false,
     }
 }
 

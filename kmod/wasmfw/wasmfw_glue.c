@@ -51,6 +51,8 @@ struct wf_load_args {
 	u32 slots;
 	u64 seed;
 	u64 cookie;
+	u32 audit;
+	u32 pad;
 };
 
 struct wf_filter *wf_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
@@ -497,7 +499,7 @@ static void wasmfw_run_load(struct wasmfw_load_work *lw)
 /* Returns the filter, or NULL with a message in err and *errno_out set
  * (-ENOMEM when the load ran out of memory, -EINVAL otherwise). */
 struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
-				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
+				   u64 fuel, u64 memory_limit, u32 on_fault, u32 audit, u64 cookie,
 				   char *err, size_t err_cap, u32 *stack_used, int *errno_out)
 {
 	struct wasmfw_load_work lw = {
@@ -505,6 +507,7 @@ struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cf
 		.args = {
 			.fuel = fuel, .memory_limit = memory_limit, .on_fault = on_fault,
 			.slots = nr_cpu_ids, .seed = get_random_u64(), .cookie = cookie,
+			.audit = audit,
 		},
 		.err = err, .err_cap = err_cap,
 	};

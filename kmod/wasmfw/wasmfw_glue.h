@@ -42,7 +42,7 @@ void wasmfw_log_refused(const u8 *msg, size_t len);
 int wasmfw_glue_init(void);
 void wasmfw_glue_exit(void);
 struct wf_filter *wasmfw_glue_load(const u8 *wasm, size_t wasm_len, const u8 *cfg, size_t cfg_len,
-				   u64 fuel, u64 memory_limit, u32 on_fault, u64 cookie,
+				   u64 fuel, u64 memory_limit, u32 on_fault, u32 audit, u64 cookie,
 				   char *err, size_t err_cap, u32 *stack_used, int *errno_out);
 int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, u32 repeat,
 			 u64 *ns, u32 *ran);

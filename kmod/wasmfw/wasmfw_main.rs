@@ -48,6 +48,7 @@ extern "C" {
         fuel: u64,
         memory_limit: u64,
         on_fault: u32,
+        audit: u32,
         cookie: u64,
         err: *mut c_char,
         err_cap: usize,
@@ -133,6 +134,8 @@ struct Entry {
     fuel: u64,
     memory_limit: u64,
     on_fault: u32,
+    /// As loaded ([`LOAD_AUDIT`]).
+    flags: u32,
 }
 
 struct Registry {
@@ -251,7 +254,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         }
         return Err(EINVAL);
     }
-    if req.memory_limit < MIN_MEMORY_LIMIT || req.memory_limit > MAX_MEMORY_LIMIT || req.on_fault > 1 {
+    if req.memory_limit < MIN_MEMORY_LIMIT || req.memory_limit > MAX_MEMORY_LIMIT || req.on_fault > 1 || req.flags & !LOAD_AUDIT != 0 {
         return Err(EINVAL);
     }
     // Names are for display; force termination rather than trust it.
@@ -275,6 +278,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
             req.fuel,
             req.memory_limit,
             req.on_fault,
+            req.flags & LOAD_AUDIT,
             id as u64,
             err.as_mut_ptr().cast(),
             err.len(),
@@ -307,6 +311,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         fuel: req.fuel,
         memory_limit: req.memory_limit,
         on_fault: req.on_fault,
+        flags: req.flags,
     });
     req.id = id;
     req.stack_used = stack_used;
@@ -444,6 +449,8 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
                 fuel: e.fuel,
                 memory_limit: e.memory_limit,
                 netns_ino: e.netns_ino,
+                flags: e.flags,
+                pad: 0,
             };
             out.write(&info)?;
         }
@@ -453,8 +460,9 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
     write(arg, &req)
 }
 
-/// Most counters a filter has: the builtin ones plus ABI v1's 32.
-const MAX_COUNTERS: usize = 5 + 32;
+/// Most counters a filter has: the builtin ones (engine's
+/// BUILTIN_COUNTERS) plus ABI v1's 32.
+const MAX_COUNTERS: usize = 6 + 32;
 /// Most maps a filter has (ABI v1).
 const MAX_MAPS: usize = 16;
 

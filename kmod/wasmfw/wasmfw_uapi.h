@@ -14,7 +14,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define WASMFW_UAPI_VERSION 4     /* 2: wasmfw_info.netns_ino; 3: MAP_DUMP pages; 4: CAPTURE_CTL/READ */
+#define WASMFW_UAPI_VERSION 5     /* 2: wasmfw_info.netns_ino; 3: MAP_DUMP pages; 4: load/info flags; 5: CAPTURE_CTL/READ */
 #define WASMFW_NAME_LEN 32
 #define WASMFW_IFNAME_LEN 16
 #define WASMFW_POLICY_LEN 128
@@ -47,6 +47,7 @@
 #define WASMFW_MAP_PERCPU_ARRAY 2
 #define WASMFW_LINK_ETHERNET 1          /* test_run.link */
 #define WASMFW_LINK_RAW_IP 2
+#define WASMFW_LOAD_AUDIT 1             /* load.flags: pass every packet, count would-be drops */
 
 struct wasmfw_load {
 	__u64 wasm;                     /* in: module bytes */
@@ -62,6 +63,8 @@ struct wasmfw_load {
 	__u64 err;                      /* in: buffer for a one-line error */
 	__u32 err_len;
 	__u32 stack_used;               /* out: kernel stack the load used, bytes */
+	__u32 flags;                    /* in: WASMFW_LOAD_AUDIT or 0 */
+	__u32 pad;
 };
 
 struct wasmfw_attach {
@@ -92,6 +95,8 @@ struct wasmfw_info {
 	__u64 netns_ino;                /* the attachment's network namespace
 					 * (inode of /proc/PID/ns/net), 0 when
 					 * not attached */
+	__u32 flags;                    /* what it was loaded with (WASMFW_LOAD_AUDIT) */
+	__u32 pad;
 };
 
 struct wasmfw_list {

@@ -13,7 +13,7 @@
 
 use core::mem::{offset_of, size_of};
 
-pub const UAPI_VERSION: u32 = 4;
+pub const UAPI_VERSION: u32 = 5;
 pub const NAME_LEN: usize = 32;
 pub const IFNAME_LEN: usize = 16;
 pub const POLICY_LEN: usize = 128;
@@ -47,6 +47,9 @@ pub const MAP_UPDATE: u32 = 1;
 pub const MAP_DELETE: u32 = 2;
 pub const LINK_ETHERNET: u32 = 1;
 pub const LINK_RAW_IP: u32 = 2;
+/// `Load::flags`: audit mode (every packet passes; drop verdicts are
+/// counted in `drop` and `audit_would_drop`).
+pub const LOAD_AUDIT: u32 = 1;
 
 /// Capture verdict bits (`verdicts`, a record's `verdict`).
 pub const CAPTURE_PASS: u32 = 1;
@@ -129,6 +132,9 @@ uapi_structs! {
         err_len: u32,
         /// Out: kernel stack the load used, bytes.
         stack_used: u32,
+        /// In: [`LOAD_AUDIT`] or 0.
+        flags: u32,
+        pad: u32,
     }
 
     struct Attach = "attach" {
@@ -161,6 +167,9 @@ uapi_structs! {
         /// The attachment's network namespace (inode of /proc/PID/ns/net),
         /// 0 when not attached.
         netns_ino: u64,
+        /// The flags it was loaded with ([`LOAD_AUDIT`]).
+        flags: u32,
+        pad: u32,
     }
 
     /// LIST: an array of [`Info`] to fill and its size.
@@ -329,6 +338,7 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("WASMFW_MAP_DELETE", MAP_DELETE as u64),
     ("WASMFW_LINK_ETHERNET", LINK_ETHERNET as u64),
     ("WASMFW_LINK_RAW_IP", LINK_RAW_IP as u64),
+    ("WASMFW_LOAD_AUDIT", LOAD_AUDIT as u64),
     ("WASMFW_IOC_VERSION", IOC_VERSION as u64),
     ("WASMFW_IOC_LOAD", IOC_LOAD as u64),
     ("WASMFW_IOC_ATTACH", IOC_ATTACH as u64),

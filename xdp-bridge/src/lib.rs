@@ -102,6 +102,13 @@ pub fn detach(ifindex: u32, prog_id: u32, mode: Mode) -> Result<()> {
     netlink::detach(ifindex, fd.as_raw_fd(), mode)
 }
 
+/// Replaces the XDP program with id `old_prog_id` on `ifindex` by `new_fd`
+/// atomically (see [`netlink::replace`]).
+pub fn replace(ifindex: u32, new_fd: std::os::fd::RawFd, old_prog_id: u32, mode: Mode) -> Result<()> {
+    let old = sys::prog_get_fd_by_id(old_prog_id)?;
+    netlink::replace(ifindex, new_fd, old.as_raw_fd(), mode)
+}
+
 /// An XDP program that only returns XDP_PASS: the test-run floor.
 pub fn load_empty() -> Result<Bridge> {
     let insns = [sys::Insn::new(0xb7, 0, 0, 0, XDP_PASS), sys::Insn::new(0x95, 0, 0, 0, 0)];

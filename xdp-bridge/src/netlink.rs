@@ -214,6 +214,13 @@ pub fn attach(ifindex: u32, prog_fd: RawFd, mode: Mode) -> Result<()> {
     })
 }
 
+/// Swaps the XDP program of `ifindex` from `old_fd`'s to `new_fd`'s in one
+/// step (XDP_FLAGS_REPLACE: no moment without a program), only if `old_fd`'s
+/// program is still the one attached.
+pub fn replace(ifindex: u32, new_fd: RawFd, old_fd: RawFd, mode: Mode) -> Result<()> {
+    set_xdp(ifindex, new_fd, mode_flags(mode), Some(old_fd))
+}
+
 /// Detaches the XDP program of `ifindex`, only if it is still `prog_fd`'s
 /// program (someone else's program is left alone).
 pub fn detach(ifindex: u32, prog_fd: RawFd, mode: Mode) -> Result<()> {

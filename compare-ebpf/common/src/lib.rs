@@ -125,9 +125,20 @@ pub fn name_key(name: &[u8]) -> NameKey {
     NameKey { hash: h, len: name.len() as u64 }
 }
 
+/// `run_cfg[0]`, every twin: how its verdicts are applied.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunConfig {
+    /// Non-zero: audit mode, every packet passes and each drop verdict is
+    /// counted in `audit_would_drop` (and in `drop`, which counts verdicts).
+    pub audit: u32,
+}
+
 /// Counters: one per-CPU array (one u64 slot) per name. Every program has
 /// `packets`, `pass`, `drop` plus its own, named as in docs/filters.md.
-pub const COMMON_COUNTERS: [&str; 3] = ["packets", "pass", "drop"];
+/// `drop` counts the filter's drop verdicts, also those audit mode passed
+/// (`audit_would_drop`), as the kernel engine counts them.
+pub const COMMON_COUNTERS: [&str; 4] = ["packets", "pass", "drop", "audit_would_drop"];
 pub const ICMP_COUNTERS: [&str; 1] = ["echo_dropped"];
 pub const L4_COUNTERS: [&str; 4] = ["allowed", "blocked_port", "syn_limited", "udp_limited"];
 pub const DNS_COUNTERS: [&str; 2] = ["blocked", "malformed"];
@@ -177,6 +188,7 @@ mod pod {
     unsafe impl aya::Pod for super::Bucket {}
     unsafe impl aya::Pod for super::DnsConfig {}
     unsafe impl aya::Pod for super::NameKey {}
+    unsafe impl aya::Pod for super::RunConfig {}
 }
 
 #[cfg(test)]

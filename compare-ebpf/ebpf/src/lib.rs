@@ -176,10 +176,19 @@ pub fn parse(ctx: &XdpContext) -> Option<L4> {
     Some(l4)
 }
 
-/// Declares one per-CPU counter map (one u64 slot) per name.
+/// Declares one per-CPU counter map (one u64 slot) per name, plus what
+/// every twin's [`verdict!`] needs: the `audit_would_drop` counter and the
+/// `run_cfg` map (audit mode, [`common::RunConfig`]).
 #[macro_export]
 macro_rules! counters {
     ($($name:ident),* $(,)?) => {
+        #[allow(non_upper_case_globals)]
+        #[aya_ebpf::macros::map]
+        static run_cfg: aya_ebpf::maps::Array<$crate::common::RunConfig> =
+            aya_ebpf::maps::Array::with_max_entries(1, 0);
+        $crate::counters!(@each audit_would_drop, $($name),*);
+    };
+    (@each $($name:ident),*) => {
         $(
             #[allow(non_upper_case_globals)]
             #[aya_ebpf::macros::map]
@@ -237,7 +246,9 @@ pub fn capture(ctx: &XdpContext, v: u32) {
     wasmfw_capture.output(ctx, bytes, caplen);
 }
 
-/// Counts `packets` and the verdict, and hands it to [`capture`].
+/// Counts `packets` and the verdict and hands the filter's verdict to
+/// [`capture`]; in audit mode (`run_cfg`) a drop is counted (`drop`,
+/// `audit_would_drop`) and the packet passes.
 #[macro_export]
 macro_rules! verdict {
     ($ctx:expr, $v:expr) => {{
@@ -246,9 +257,15 @@ macro_rules! verdict {
         $crate::count!(packets);
         if v == $crate::XDP_DROP {
             $crate::count!(drop);
+            if run_cfg.get(0).is_some_and(|c| c.audit != 0) {
+                $crate::count!(audit_would_drop);
+                $crate::XDP_PASS
+            } else {
+                v
+            }
         } else {
             $crate::count!(pass);
+            v
         }
-        v
     }};
 }

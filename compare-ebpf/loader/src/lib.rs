@@ -67,6 +67,17 @@ impl Twin {
         })
     }
 
+    /// The maps the program itself writes (per-source state such as token
+    /// buckets), which `load --replace --keep-maps` carries over; every
+    /// other map is configuration the loader fills from the policy, or a
+    /// counter.
+    pub fn state_maps(self) -> &'static [&'static str] {
+        match self {
+            Twin::IcmpDrop | Twin::DnsBlock => &[],
+            Twin::L4Dos => &["syn_buckets", "udp_buckets"],
+        }
+    }
+
     /// Counter names, `packets`, `pass`, `drop` first.
     pub fn counters(self) -> Vec<&'static str> {
         let own: &[&str] = match self {
@@ -146,11 +157,20 @@ pub struct Loaded {
 }
 
 /// Loads a twin with the given policy parameters (`[params]`; empty =
-/// defaults of docs/filters.md).
+/// defaults of docs/filters.md), enforcing its verdicts.
 pub fn load(twin: Twin, params: &[(String, Param, usize)]) -> Result<Loaded> {
+    load_in_mode(twin, params, false)
+}
+
+/// [`load`], in audit mode if `audit` (every packet passes; drop verdicts
+/// are counted in `drop` and `audit_would_drop`).
+pub fn load_in_mode(twin: Twin, params: &[(String, Param, usize)], audit: bool) -> Result<Loaded> {
     let path = object_path(twin.name())?;
     let mut ebpf = loader().load_file(&path).with_context(|| format!("loading {}", path.display()))?;
     configure(twin, &mut ebpf, params)?;
+    let mut run: Array<_, common::RunConfig> =
+        Array::try_from(ebpf.map_mut("run_cfg").ok_or_else(|| anyhow!("{} has no map run_cfg (rebuild it with `cargo xtask build-ebpf`)", path.display()))?)?;
+    run.set(0, common::RunConfig { audit: audit as u32 }, 0)?;
     let prog: &mut Xdp = ebpf
         .program_mut(twin.name())
         .ok_or_else(|| anyhow!("{} has no program {}", path.display(), twin.name()))?
@@ -354,6 +374,9 @@ fn test_run(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<(u32, Duration)> {
     Ok((r.return_value, r.duration))
 }
 
+/// Bytes of a map name the kernel keeps (BPF_OBJ_NAME_LEN - 1).
+pub const BPF_NAME_MAX: usize = 15;
+
 /// Counters of a loaded twin found by its program id (the program's maps,
 /// by name; no pins needed), summed over CPUs, `packets`, `pass`, `drop`
 /// first. Needs CAP_SYS_ADMIN.
@@ -371,7 +394,8 @@ pub fn counters_of_prog(twin: Twin, prog_id: u32) -> Result<Vec<(String, u64)>> 
     }
     let mut out = Vec::new();
     for name in twin.counters() {
-        let Some(&id) = by_name.get(name) else { continue };
+        // The kernel keeps 15 bytes of a map's name (`audit_would_dro`).
+        let Some(&id) = by_name.get(&name[..name.len().min(BPF_NAME_MAX)]) else { continue };
         let data = MapData::from_id(id)?;
         let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
         out.push((name.to_string(), arr.get(&0, 0)?.iter().sum()));

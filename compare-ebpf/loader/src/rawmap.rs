@@ -169,3 +169,86 @@ impl RawMap {
         }
     }
 }
+
+/// What `--keep-maps` did with one map of the old program.
+#[derive(Debug, Clone)]
+pub struct Carried {
+    pub name: String,
+    /// Entries copied into the new program's map (0 if not carried).
+    pub entries: usize,
+    /// Why the map was not carried, if it was not.
+    pub skipped: Option<String>,
+}
+
+/// Copies the entries of the old program's state maps (`state`: by name)
+/// into the new program's maps of the same name, kind, key and value sizes
+/// (and at least as many max_entries). Every other map of the old program
+/// is reported with why it is not carried. Entries the old program writes
+/// after its map was copied are not carried (the window until the caller
+/// swaps the programs).
+pub fn carry_maps(old_prog_id: u32, new_prog_id: u32, state: &[&str]) -> Result<Vec<Carried>> {
+    let old = maps_of_prog(old_prog_id)?;
+    let new = maps_of_prog(new_prog_id)?;
+    let mut out = Vec::new();
+    for o in &old {
+        let skip = |why: String| Carried { name: o.name.clone(), entries: 0, skipped: Some(why) };
+        if !state.contains(&o.name.as_str()) {
+            let why = if o.kind == "percpu_array" && o.max_entries == 1 && o.value_size == 8 {
+                "a counter: starts at zero"
+            } else {
+                "configuration: filled from the new policy"
+            };
+            out.push(skip(why.into()));
+            continue;
+        }
+        let Some(n) = new.iter().find(|n| n.name == o.name) else {
+            out.push(skip("the new program has no map of that name".into()));
+            continue;
+        };
+        if (n.kind.as_str(), n.key_size, n.value_size) != (o.kind.as_str(), o.key_size, o.value_size) {
+            out.push(skip(format!(
+                "kind or sizes differ ({} {}/{} -> {} {}/{})",
+                o.kind, o.key_size, o.value_size, n.kind, n.key_size, n.value_size
+            )));
+            continue;
+        }
+        if o.max_entries > n.max_entries {
+            out.push(skip(format!("max_entries shrinks ({} -> {})", o.max_entries, n.max_entries)));
+            continue;
+        }
+        let mut entries = 0;
+        for key in o.keys()? {
+            // A key deleted since it was listed is not an error.
+            let Some(values) = o.lookup(&key)? else { continue };
+            n.update_per_cpu(&key, &values)?;
+            entries += 1;
+        }
+        out.push(Carried { name: o.name.clone(), entries, skipped: None });
+    }
+    Ok(out)
+}
+
+impl RawMap {
+    /// Sets `key` to one value per CPU (as [`RawMap::lookup`] returns them).
+    fn update_per_cpu(&self, key: &[u8], values: &[Vec<u8>]) -> Result<()> {
+        self.check_key(key)?;
+        if values.len() != self.cpus || values.iter().any(|v| v.len() != self.value_size) {
+            bail!("map {}: {} values of {} bytes expected", self.name, self.cpus, self.value_size);
+        }
+        let mut buf = vec![0u8; self.slot() * self.cpus];
+        for (c, v) in buf.chunks_mut(self.slot()).zip(values) {
+            c[..v.len()].copy_from_slice(v);
+        }
+        let mut a = self.attr(key, buf.as_ptr() as u64);
+        a.flags = BPF_ANY;
+        bpf(BPF_MAP_UPDATE_ELEM, &mut a).map_err(|e| anyhow!("map {}: update: {e}", self.name))
+    }
+}
+
+/// Whether program `prog_id` (a twin) runs in audit mode (its `run_cfg`).
+pub fn audit_of_prog(prog_id: u32) -> Result<bool> {
+    let maps = maps_of_prog(prog_id)?;
+    let Some(m) = maps.iter().find(|m| m.name == "run_cfg") else { return Ok(false) };
+    let v = m.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+    Ok(v.first().is_some_and(|b| b.iter().any(|x| *x != 0)))
+}

@@ -48,6 +48,26 @@ impl Verdict {
     }
 }
 
+/// What a filter's verdicts do: `enforce` drops what the filter drops;
+/// `audit` passes every packet and counts the drops it would have made
+/// (`audit_would_drop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
 /// One filter parameter from `[params]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Param {
@@ -73,6 +93,8 @@ pub struct Policy {
     pub fuel: u64,
     pub memory_limit: u64,
     pub on_fault: Verdict,
+    /// `mode = "audit"`: pass every packet, count would-be drops.
+    pub mode: Mode,
     /// Parameters in file order, with the line each is on.
     pub params: Vec<(String, Param, usize)>,
 }
@@ -132,6 +154,7 @@ struct RawPolicy {
     fuel: Option<Spanned<i64>>,
     memory_limit: Option<Spanned<i64>>,
     on_fault: Option<Spanned<Verdict>>,
+    mode: Option<Spanned<Mode>>,
     params: Option<toml::Table>,
 }
 
@@ -169,6 +192,7 @@ impl Policy {
             fuel: DEFAULT_FUEL,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             on_fault: Verdict::Pass,
+            mode: Mode::Enforce,
             params: Vec::new(),
         }
     }
@@ -266,6 +290,7 @@ impl Policy {
             None => DEFAULT_MEMORY_LIMIT,
         };
         let on_fault = raw.on_fault.map(|v| *v.get_ref()).unwrap_or(Verdict::Pass);
+        let mode = raw.mode.map(|v| *v.get_ref()).unwrap_or_default();
 
         let mut params = Vec::new();
         if let Some(table) = raw.params {
@@ -280,7 +305,7 @@ impl Policy {
         }
         // A filter given as a path is named by its file stem, like a bare .wasm.
         let filter = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(name);
-        let policy = Policy { source: Some(path.to_path_buf()), filter, wasm, hook, ifaces, fuel, memory_limit, on_fault, params };
+        let policy = Policy { source: Some(path.to_path_buf()), filter, wasm, hook, ifaces, fuel, memory_limit, on_fault, mode, params };
         let len = policy.config_bytes().len();
         if len > wasmfw_abi::MAX_CONFIG_LEN {
             return Err(err(None, Some("params".into()), format!("parameters encode to {len} bytes, more than {}", wasmfw_abi::MAX_CONFIG_LEN)));

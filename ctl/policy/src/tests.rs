@@ -98,3 +98,12 @@ fn filter_name_found_in_search_path() {
     let pol = Policy::load(&p).unwrap();
     assert_eq!(pol.wasm, d.path().join("target/filters/icmp_drop.wasm"));
 }
+
+#[test]
+fn mode_is_enforce_unless_audit() {
+    assert_eq!(parse("filter = \"f.wasm\"\n").unwrap().mode, Mode::Enforce);
+    assert_eq!(parse("filter = \"f.wasm\"\nmode = \"audit\"\n").unwrap().mode, Mode::Audit);
+    assert_eq!(parse("filter = \"f.wasm\"\nmode = \"enforce\"\n").unwrap().mode, Mode::Enforce);
+    let e = error("filter = \"f.wasm\"\nmode = \"dry\"\n");
+    assert!(e.contains("p.toml:2: key 'mode'"), "{e}");
+}

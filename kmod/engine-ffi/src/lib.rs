@@ -147,6 +147,9 @@ pub struct WfLoadArgs {
     pub seed: u64,
     /// Passed back to wasmfw_host_log to name the filter.
     pub cookie: u64,
+    /// Non-zero: audit mode (`Limits::audit`).
+    pub audit: u32,
+    pub pad: u32,
 }
 
 /// Copies `msg` into the caller's buffer, NUL-terminated, truncated.
@@ -206,6 +209,7 @@ pub unsafe extern "C" fn wf_load(
         fuel: args.fuel,
         memory_limit: args.memory_limit,
         on_fault: if args.on_fault == 1 { Verdict::Drop } else { Verdict::Pass },
+        audit: args.audit != 0,
     };
     // Small allocations made once per load, in process context.
     let env: Arc<dyn Env> = Arc::new(KernelEnv { cookie: args.cookie });

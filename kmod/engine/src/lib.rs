@@ -81,6 +81,9 @@ pub struct Limits {
     pub memory_limit: u64,
     /// Verdict for a packet whose run faulted.
     pub on_fault: Verdict,
+    /// Audit mode: every packet passes; drop verdicts are counted
+    /// (`drop`, `audit_would_drop`) and not applied.
+    pub audit: bool,
 }
 
 /// Why a run did not produce the filter's own verdict.
@@ -134,12 +137,15 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Counters every host keeps per filter, before the filter's own.
-pub const BUILTIN_COUNTERS: [&str; 5] = ["packets", "pass", "drop", "fault_trap", "fault_fuel"];
+/// `drop` counts drop verdicts, also those audit mode passed
+/// (`audit_would_drop`).
+pub const BUILTIN_COUNTERS: [&str; 6] = ["packets", "pass", "drop", "fault_trap", "fault_fuel", "audit_would_drop"];
 const C_PACKETS: usize = 0;
 const C_PASS: usize = 1;
 const C_DROP: usize = 2;
 const C_TRAP: usize = 3;
 const C_FUEL: usize = 4;
+const C_AUDIT: usize = 5;
 const NCOUNTERS: usize = BUILTIN_COUNTERS.len() + abi::MAX_COUNTERS;
 
 /// A short name (map or counter), stored inline so no allocation is needed.
@@ -270,6 +276,12 @@ impl Instance {
             None => {}
         }
         bump(&counters[if verdict == Verdict::Drop { C_DROP } else { C_PASS }], 1);
+        let verdict = if verdict == Verdict::Drop && limits.audit {
+            bump(&counters[C_AUDIT], 1);
+            Verdict::Pass
+        } else {
+            verdict
+        };
         if fault.is_some() {
             for (g, v) in &self.globals {
                 let _ = g.set(&mut self.store, v.clone());

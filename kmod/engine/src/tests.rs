@@ -24,7 +24,7 @@ fn env() -> Arc<TestEnv> {
     Arc::new(TestEnv { now: AtomicU64::new(0), logs: Mutex::new(Vec::new()) })
 }
 
-const LIMITS: Limits = Limits { fuel: 10_000, memory_limit: 131_072, on_fault: Verdict::Pass };
+const LIMITS: Limits = Limits { fuel: 10_000, memory_limit: 131_072, on_fault: Verdict::Pass, audit: false };
 
 /// A filter in WAT. Packet byte 0 selects a behaviour:
 /// 0xff drop, 0xfe loop forever, 0xfd read out of bounds, 0xfc return 7,
@@ -106,6 +106,21 @@ fn verdicts_and_counters() {
     assert_eq!(f.counter("drop"), Some(1));
     assert_eq!(f.counter("pass"), Some(1));
     assert_eq!(f.counter("seen"), Some(2));
+}
+
+#[test]
+fn audit_mode_passes_drops_and_counts_them() {
+    let (f, mut i) = one(Limits { audit: true, ..LIMITS });
+    assert_eq!(i.run(&[0xff, 0], 1).verdict, Verdict::Pass);
+    assert_eq!(i.run(&[0x00, 0], 1).verdict, Verdict::Pass);
+    // on_fault = drop is a drop verdict too: passed, counted.
+    let (f2, mut d) = one(Limits { audit: true, on_fault: Verdict::Drop, ..LIMITS });
+    assert_eq!(d.run(&[0xfe], 1).verdict, Verdict::Pass);
+    assert_eq!(f2.counter("audit_would_drop"), Some(1));
+    assert_eq!((f.counter("drop"), f.counter("pass"), f.counter("audit_would_drop")), (Some(1), Some(1), Some(1)));
+    let (e, mut n) = one(LIMITS);
+    assert_eq!(n.run(&[0xff, 0], 1).verdict, Verdict::Drop);
+    assert_eq!(e.counter("audit_would_drop"), Some(0));
 }
 
 #[test]
@@ -264,7 +279,7 @@ fn declarations_after_init_are_refused() {
     assert_eq!(v[0].run(&[2], 1).verdict, Verdict::Drop);
     let mut names = Vec::new();
     f.counters(|n, _| names.push(n.to_string()));
-    assert_eq!(names, ["packets", "pass", "drop", "fault_trap", "fault_fuel", "seen"]);
+    assert_eq!(names, ["packets", "pass", "drop", "fault_trap", "fault_fuel", "audit_would_drop", "seen"]);
 }
 
 #[test]
