@@ -85,6 +85,8 @@ struct Rec {
     filter: u32,
     /// 1 Ethernet, 2 raw IP.
     link: u32,
+    /// Audit mode passed this drop (kernel engine).
+    audit: bool,
     orig_len: u32,
     data: Vec<u8>,
 }
@@ -146,7 +148,10 @@ impl Out {
                 id
             }
         };
-        let comment = format!("wasmfw verdict={} filter={} name={} cpu={}", verdict_name(r.verdict), r.filter, self.name, r.cpu);
+        let mut comment = format!("wasmfw verdict={} filter={} name={} cpu={}", verdict_name(r.verdict), r.filter, self.name, r.cpu);
+        if r.audit {
+            comment.push_str(" mode=audit");
+        }
         let epb = EnhancedPacketBlock {
             interface_id: if_id,
             timestamp: Duration::from_nanos(r.ts_mono_ns + self.wall_offset),
@@ -184,6 +189,7 @@ impl Source {
                     verdict: r.verdict,
                     filter: r.id,
                     link: r.link,
+                    audit: r.audit,
                     orig_len: r.orig_len,
                     data: r.data,
                 }));
@@ -198,6 +204,7 @@ impl Source {
                     verdict: r.verdict,
                     filter: *prog_id,
                     link: 1,
+                    audit: false,
                     orig_len: r.orig_len,
                     data: r.data,
                 }));

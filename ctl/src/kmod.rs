@@ -27,6 +27,8 @@ pub struct CaptureRecord {
     pub orig_len: u32,
     /// LINK_ETHERNET (XDP) or LINK_RAW_IP (netfilter).
     pub link: u32,
+    /// Audit mode passed this drop.
+    pub audit: bool,
     pub data: Vec<u8>,
 }
 
@@ -306,6 +308,7 @@ impl Device {
                 id: r.id,
                 orig_len: r.orig_len,
                 link: r.link,
+                audit: r.flags & uapi::CAPTURE_REC_AUDIT != 0,
                 data: buf[off + hdr..end].to_vec(),
             });
             off = (off + hdr + r.caplen as usize).next_multiple_of(8);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # wasmfw capture on the kernel engine: pings dropped by policies/icmp.toml
 # (netfilter, then XDP) are exactly the drop capture's packets, each with
-# its verdict comment (a trapping filter's: fault), as tshark and wasmfw replay read them; a pass
+# its verdict comment (a trapping filter's: fault; in audit mode: drop,
+# mode=audit), as tshark and wasmfw replay read them; a pass
 # capture holds the TCP traffic; a flood while capturing loses records,
 # never the kernel; a killed capture and a filter unloaded under a running
 # capture leave nothing armed.
@@ -142,6 +143,18 @@ finish fault
 expect_eq "$N" "$s4" "fault capture: packets (pings sent: $s4)"
 if [[ -n $TS ]]; then
   expect_eq "$(tshark_count fault 'icmp.type == 8' 'wasmfw verdict=fault')" "$s4" "fault: tshark: echo requests marked fault"
+fi
+unload
+
+# --- audit mode: the pings pass, and are captured as drops marked mode=audit ---
+out=$(wf load policies/icmp.toml --iface vb --hook netfilter --audit 2>&1) || { echo "$out"; fail "load --audit"; }
+capture_bg audit --verdict drop -c 3 --duration 60
+read -r s4 r4 < <(ping4 3)
+expect_eq "$r4" "$s4" "echo replies under icmp_drop in audit mode"
+finish audit
+expect_eq "$N" "$s4" "audit capture: would-be drops (pings sent: $s4)"
+if [[ -n $TS ]]; then
+  expect_eq "$(tshark_count audit 'icmp.type == 8' 'wasmfw verdict=drop .*mode=audit')" "$s4" "audit: tshark: echo requests marked drop, mode=audit"
 fi
 unload
 

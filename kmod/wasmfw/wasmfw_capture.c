@@ -58,8 +58,9 @@ static struct wasmfw_capture *wasmfw_capture_at(int i)
 void wasmfw_capture_packet(struct net *net, int ifindex, u32 hook, int raw, const u8 *data, size_t len,
 			   size_t orig_len, int link)
 {
+	/* The filter's verdict: a drop audit mode passed is a drop. */
 	u32 bit = (raw & WF_RUN_FAULT) ? WASMFW_CAPTURE_FAULT :
-		  (raw & 1) ? WASMFW_CAPTURE_DROP : WASMFW_CAPTURE_PASS;
+		  (raw & (1 | WF_RUN_AUDITED)) ? WASMFW_CAPTURE_DROP : WASMFW_CAPTURE_PASS;
 	struct wasmfw_capture_rec *rec;
 	struct wasmfw_capture *c = NULL;
 	unsigned long flags;
@@ -92,6 +93,8 @@ void wasmfw_capture_packet(struct net *net, int ifindex, u32 hook, int raw, cons
 	rec->orig_len = orig_len;
 	rec->caplen = len;
 	rec->link = link;
+	rec->flags = (raw & WF_RUN_AUDITED) ? WASMFW_CAPTURE_REC_AUDIT : 0;
+	rec->pad = 0;
 	memcpy(rec + 1, data, len);
 	c->head++;
 	spin_unlock_irqrestore(&c->lock, flags);

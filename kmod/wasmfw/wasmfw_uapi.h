@@ -213,7 +213,10 @@ struct wasmfw_capture_rec {
 	__u32 orig_len;
 	__u32 caplen;
 	__u32 link;
+	__u32 flags;                    /* WASMFW_CAPTURE_REC_AUDIT: audit mode passed this drop */
+	__u32 pad;
 };
+#define WASMFW_CAPTURE_REC_AUDIT 1
 
 /* Takes (consumes) the oldest records of the capture of filter `id` this
  * file started; whole records only, at most WASMFW_CAPTURE_READ_MAX bytes. */

@@ -65,6 +65,8 @@ pub const CAPTURE_RING_BYTES: u32 = 1 << 20;
 pub const MAX_CAPTURES: u32 = 8;
 /// Bytes one CAPTURE_READ returns at most.
 pub const CAPTURE_READ_MAX: u32 = 1 << 20;
+/// A record's `flags`: audit mode passed this drop verdict.
+pub const CAPTURE_REC_AUDIT: u32 = 1;
 pub const CAPTURE_START: u32 = 1;
 pub const CAPTURE_STOP: u32 = 2;
 
@@ -273,6 +275,9 @@ uapi_structs! {
         caplen: u32,
         /// [`LINK_ETHERNET`] (XDP) or [`LINK_RAW_IP`] (netfilter).
         link: u32,
+        /// [`CAPTURE_REC_AUDIT`]: audit mode passed this drop.
+        flags: u32,
+        pad: u32,
     }
 
     /// Takes the oldest whole records of the caller's capture of filter `id`.
@@ -357,6 +362,7 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("WASMFW_CAPTURE_RING_BYTES", CAPTURE_RING_BYTES as u64),
     ("WASMFW_MAX_CAPTURES", MAX_CAPTURES as u64),
     ("WASMFW_CAPTURE_READ_MAX", CAPTURE_READ_MAX as u64),
+    ("WASMFW_CAPTURE_REC_AUDIT", CAPTURE_REC_AUDIT as u64),
     ("WASMFW_CAPTURE_START", CAPTURE_START as u64),
     ("WASMFW_CAPTURE_STOP", CAPTURE_STOP as u64),
     ("WASMFW_IOC_CAPTURE_CTL", IOC_CAPTURE_CTL as u64),

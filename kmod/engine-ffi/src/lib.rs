@@ -227,7 +227,8 @@ pub unsafe extern "C" fn wf_load(
 
 /// Runs the filter's instance `slot` on a packet: returns 0 pass, 1 drop,
 /// plus [`WF_RUN_FAULT`] when the filter trapped or ran out of fuel (the
-/// verdict is then its on_fault; `wasmfw capture` records it). Never allocates. The caller guarantees no other CPU uses `slot` at the
+/// verdict is then its on_fault) and [`WF_RUN_AUDITED`] when audit mode
+/// passed a drop (`wasmfw capture` records both). Never allocates. The caller guarantees no other CPU uses `slot` at the
 /// same time (slot = the current CPU, with bottom halves disabled).
 ///
 /// # Safety
@@ -250,11 +251,15 @@ pub unsafe extern "C" fn wf_run(f: *const WfFilter, slot: u32, pkt: *const u8, l
         Verdict::Pass => 0,
         Verdict::Drop => 1,
     };
-    if outcome.fault.is_some() { verdict | WF_RUN_FAULT } else { verdict }
+    let fault = if outcome.fault.is_some() { WF_RUN_FAULT } else { 0 };
+    let audited = if outcome.audited { WF_RUN_AUDITED } else { 0 };
+    verdict | fault | audited
 }
 
 /// Bit of wf_run's result: the filter faulted (WF_RUN_FAULT in wasmfw_glue.c).
 pub const WF_RUN_FAULT: c_int = 2;
+/// Bit of wf_run's result: audit mode passed a drop (WF_RUN_AUDITED in wasmfw_glue.h).
+pub const WF_RUN_AUDITED: c_int = 4;
 
 /// Frees a filter (process context, after an RCU grace period).
 ///

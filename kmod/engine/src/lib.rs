@@ -102,6 +102,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     pub fault: Option<Fault>,
     pub fuel_used: u64,
+    /// Audit mode passed what was a drop verdict (`verdict` is then Pass).
+    pub audited: bool,
 }
 
 /// A load failure, with its cause, as one line.
@@ -276,7 +278,8 @@ impl Instance {
             None => {}
         }
         bump(&counters[if verdict == Verdict::Drop { C_DROP } else { C_PASS }], 1);
-        let verdict = if verdict == Verdict::Drop && limits.audit {
+        let audited = verdict == Verdict::Drop && limits.audit;
+        let verdict = if audited {
             bump(&counters[C_AUDIT], 1);
             Verdict::Pass
         } else {
@@ -287,7 +290,7 @@ impl Instance {
                 let _ = g.set(&mut self.store, v.clone());
             }
         }
-        Outcome { verdict, fault, fuel_used }
+        Outcome { verdict, fault, fuel_used, audited }
     }
 }
 

@@ -145,7 +145,7 @@ fn out_of_bounds_and_bad_verdict_are_traps_and_stack_pointer_is_restored() {
         assert_eq!(i.run(&[0xfd], 1).fault, Some(Fault::Trap));
         assert_eq!(i.run(&[0xfc], 1).fault, Some(Fault::Trap));
     }
-    assert_eq!(i.run(&[0xfa], 1), Outcome { verdict: Verdict::Pass, fault: None, fuel_used: i.run(&[0xfa], 1).fuel_used });
+    assert_eq!(i.run(&[0xfa], 1), Outcome { verdict: Verdict::Pass, fault: None, fuel_used: i.run(&[0xfa], 1).fuel_used, audited: false });
     assert_eq!(f.counter("fault_trap"), Some(4000));
     assert_eq!(f.counter("drop"), Some(4000));
 }
