@@ -6,7 +6,7 @@
 # inserted in turn for `wasmfw-bench guest` (the module's test-run ioctl,
 # column kmod-wasm of `cargo xtask bench`), rounds alternating old/new.
 # Prints old/new ns per row and the speed-up; writes
-# target/bench/engine-compare.json.
+# target/bench/engine-compare-<COMMIT>.json.
 #   bench/engine-compare.sh [COMMIT] [--rounds N] [--runs N]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd); cd "$root"
@@ -53,7 +53,7 @@ jq -s --arg commit "$commit" '
       old_ns: ([$o[].rows[$i].test_run_ns] | min), new_ns: ([$n[].rows[$i].test_run_ns] | min) }
     | .speedup = ((.old_ns / .new_ns * 100 | round) / 100)]
   | {baseline_commit: $commit, harness: "wasmfw-bench guest, test_run (kmod-wasm), UML, fastest round", rows: .}
-' "$scratch"/compare-*.json > "$out/engine-compare.json"
+' "$scratch"/compare-*.json > "$out/engine-compare-$commit.json"
 jq -r '"kmod-wasm test-run ns/packet, engine of \(.baseline_commit) vs now (same module sources, one UML boot):",
   (.rows[] | "  \(.filter | .+"          " | .[0:10]) \(.packet | .+"                              " | .[0:30]) \(.old_ns|floor) -> \(.new_ns|floor)  \(.speedup)x")' \
-  "$out/engine-compare.json"
+  "$out/engine-compare-$commit.json"
