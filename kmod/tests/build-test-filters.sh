@@ -1,5 +1,5 @@
 #!/bin/bash
-# Writes target/test-filters/ (loop.wasm, oob.wasm, ok.wasm, garbage.wasm,
+# Writes target/test-filters/ (loop.wasm, oob.wasm, ok.wasm, garbage.wasm, deep.wasm, too_deep.wasm,
 # mixed.pcap) with xtask/src/testfilters.rs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

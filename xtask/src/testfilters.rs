@@ -8,6 +8,10 @@
 //!   (a trap on every packet);
 //! - `ok.wasm`: the same skeleton returning pass (the control case);
 //! - `garbage.wasm`: pseudo-random bytes, not a Wasm module at all;
+//! - `deep.wasm`: a loop of 8 rounds per packet byte, then the deepest call
+//!   chain the engine allows with a host call at the bottom, then drop
+//!   (kmod/tests/t_stack.sh measures the kernel stack a packet uses);
+//!   `too_deep.wasm`: one call deeper, a trap on every packet;
 //! - `mixed.pcap`: IPv4/IPv6 echo requests and replies, TCP SYNs, UDP, for
 //!   `wasmfw test-run` against `wasmfw replay`.
 
@@ -31,6 +35,39 @@ fn wat_filter(body: &str) -> Result<Vec<u8>> {
           (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
           (func (export "wasmfw_init") (param i32) (result i32) i32.const 0)
           (func (export "wasmfw_filter") (param i32 i32) (result i32) {body}))"#
+    );
+    Ok(wat::parse_str(text)?)
+}
+
+/// Wasm frames the engine allows (kmod/engine/src/load.rs MAX_RECURSION).
+const MAX_RECURSION: u32 = 256;
+
+/// `deep.wasm` (`extra` = 0) and `too_deep.wasm` (`extra` = 1): a loop
+/// bounded by the packet's length, then `wasmfw_filter` -> `$rec` chain of
+/// MAX_RECURSION + `extra` frames in all, calling the host's `now_ns` at the
+/// bottom; returns drop when it gets back.
+fn deep_filter(extra: u32) -> Result<Vec<u8>> {
+    let depth = MAX_RECURSION + extra - 2; // `$rec(depth)` .. `$rec(0)` plus wasmfw_filter
+    let text = format!(
+        r#"(module
+          (import "wasmfw" "now_ns" (func $now (result i64)))
+          (memory (export "memory") 1)
+          (func (export "wasmfw_abi_version") (result i32) i32.const 1)
+          (func (export "wasmfw_buffer") (result i32) i32.const 1024)
+          (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+          (func (export "wasmfw_init") (param i32) (result i32) i32.const 0)
+          (func $rec (param $n i32) (result i32)
+            (if (result i32) (i32.eqz (local.get $n))
+              (then (drop (call $now)) (i32.const 0))
+              (else (call $rec (i32.sub (local.get $n) (i32.const 1))))))
+          (func (export "wasmfw_filter") (param $ptr i32) (param $len i32) (result i32)
+            (local $i i32)
+            (local.set $i (i32.shl (local.get $len) (i32.const 3)))
+            (block $done (loop $again
+              (br_if $done (i32.eqz (local.get $i)))
+              (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+              (br $again)))
+            (i32.or (call $rec (i32.const {depth})) (i32.const 1))))"#
     );
     Ok(wat::parse_str(text)?)
 }
@@ -97,12 +134,14 @@ fn mixed_capture(path: &Path) -> Result<()> {
 pub fn build() -> Result<()> {
     let out = root().join("target/test-filters");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let files: [(&str, Vec<u8>); 4] = [
+    let files: [(&str, Vec<u8>); 6] = [
         ("loop.wasm", wat_filter("(loop $l (br $l)) i32.const 0")?),
         // 0x7fff0000 is far past the single 64 KiB page: every packet traps.
         ("oob.wasm", wat_filter("i32.const 0x7fff0000 i32.load drop i32.const 0")?),
         ("ok.wasm", wat_filter("i32.const 0")?),
         ("garbage.wasm", garbage(512)),
+        ("deep.wasm", deep_filter(0)?),
+        ("too_deep.wasm", deep_filter(1)?),
     ];
     for (name, bytes) in &files {
         let p = out.join(name);

@@ -1,0 +1,59 @@
+#!/bin/bash
+# Issue 10 item 4: the kernel engine now against the engine object of an
+# older commit (default 6766f40), in one UML boot, same harness: two
+# wasmfw.ko built from the CURRENT module sources, differing only in
+# wasmfw_engine.o (the old commit's kmod/build-engine.sh output), each
+# inserted in turn for `wasmfw-bench guest` (the module's test-run ioctl,
+# column kmod-wasm of `cargo xtask bench`), rounds alternating old/new.
+# Prints old/new ns per row and the speed-up; writes
+# target/bench/engine-compare-<COMMIT>.json.
+#   bench/engine-compare.sh [COMMIT] [--rounds N] [--runs N]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd); cd "$root"
+commit=6766f40 rounds=5 runs=20000
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --rounds) rounds=$2; shift ;;
+    --runs) runs=$2; shift ;;
+    *) commit=$1 ;;
+  esac
+  shift
+done
+base=$root/target/engine-$commit
+out=$root/target/bench; mkdir -p "$out"
+
+echo "engine-compare: engine object of $commit (git archive into $base/src)" >&2
+if [[ ! -s $base/engine-uml.o ]]; then
+  rm -rf "$base/src"; mkdir -p "$base/src"
+  git archive "$commit" | tar -x -C "$base/src"
+  nice "$base/src/kmod/build-engine.sh" uml "$base/engine-uml.o" >&2
+fi
+echo "engine-compare: modules (current sources; engine now / engine of $commit)" >&2
+kmod/guest/kernel.sh build uml >/dev/null
+ko_new=$(nice kmod/build-module.sh uml | tail -1)
+stage=$root/target/kmod-stage-uml-$commit; mkdir -p "$stage"
+for f in kmod/wasmfw/*; do cmp -s "$f" "$stage/$(basename "$f")" || cp "$f" "$stage/"; done
+cmp -s "$base/engine-uml.o" "$stage/wasmfw_engine.o_shipped" || cp "$base/engine-uml.o" "$stage/wasmfw_engine.o_shipped"
+ko_old=$(nice kmod/guest/module.sh uml "$stage" | grep '/wasmfw\.ko$')
+nice cargo build --quiet --release -p wasmfw -p wasmfw-bench
+cargo xtask build-filters >/dev/null
+
+scratch=${WASMFW_CACHE:-$HOME/.cache/wasmfw}/scratch/engine-compare; rm -rf "$scratch"; mkdir -p "$scratch"
+echo "engine-compare: UML guest, $rounds rounds x (old, new) x $runs runs per packet" >&2
+kmod/guest/boot.sh uml --init "$root/bench/engine-compare-guest.sh" --env "WASMFW_KO_OLD=$ko_old" \
+  --env "WASMFW_KO_NEW=$ko_new" --env "WASMFW_ROUNDS=$rounds" --env "WASMFW_RUNS=$runs" \
+  --timeout 1500 --scratch "$scratch" --log "$out/engine-compare-uml.log" >&2
+
+# Fastest round per row and engine (UML's clock runs on while the host
+# deschedules it: the fastest round is the least disturbed).
+jq -s --arg commit "$commit" '
+  (map(select(.engine == "old")) ) as $o | (map(select(.engine == "new"))) as $n |
+  [range(0; $n[0].rows | length) as $i |
+    { filter: $n[0].rows[$i].filter, packet: $n[0].rows[$i].packet,
+      old_ns: ([$o[].rows[$i].test_run_ns] | min), new_ns: ([$n[].rows[$i].test_run_ns] | min) }
+    | .speedup = ((.old_ns / .new_ns * 100 | round) / 100)]
+  | {baseline_commit: $commit, harness: "wasmfw-bench guest, test_run (kmod-wasm), UML, fastest round", rows: .}
+' "$scratch"/compare-*.json > "$out/engine-compare-$commit.json"
+jq -r '"kmod-wasm test-run ns/packet, engine of \(.baseline_commit) vs now (same module sources, one UML boot):",
+  (.rows[] | "  \(.filter | .+"          " | .[0:10]) \(.packet | .+"                              " | .[0:30]) \(.old_ns|floor) -> \(.new_ns|floor)  \(.speedup)x")' \
+  "$out/engine-compare-$commit.json"
