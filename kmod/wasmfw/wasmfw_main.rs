@@ -78,11 +78,13 @@ extern "C" {
     fn wf_map_update(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize, v: *const u8, vl: usize) -> c_int;
     fn wf_map_delete(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize) -> c_int;
     fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize, cursor: *mut u64) -> i64;
+    fn wf_log_ring(f: *const WfFilter) -> *mut c_void;
+    fn wasmfw_logring_read(ring: *mut c_void, cursor: *mut u64, out: *mut LogRecord, cap: u32, lost: *mut u64, dropped: *mut u64) -> u32;
 }
 
 // ---- uapi (mirrors wasmfw_uapi.h) -------------------------------------------
 
-const UAPI_VERSION: u32 = 3;
+const UAPI_VERSION: u32 = 4;
 const MAX_WASM: u32 = 1 << 20;
 const MAX_CONFIG: u32 = 8192;
 const MAX_ERR: u32 = 4096;
@@ -99,6 +101,10 @@ const MAX_FUEL: u64 = 1_000_000;
 const MAX_TEST_REPEAT: u32 = 100_000_000;
 const HOOK_NETFILTER: u32 = 1;
 const HOOK_XDP: u32 = 2;
+/// Log records a filter's ring holds (WASMFW_LOG_RING_RECORDS).
+const LOG_RING_RECORDS: u32 = 256;
+/// Bytes of a logged line kept (WASMFW_LOG_MSG_LEN).
+const LOG_MSG_LEN: usize = 256;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -230,6 +236,31 @@ struct TestRun {
     total_ns: u64,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LogRecord {
+    seq: u64,
+    ts_ns: u64,
+    cpu: u32,
+    level: u32,
+    len: u32,
+    pad: u32,
+    msg: [u8; LOG_MSG_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LogRead {
+    id: u32,
+    cap: u32,
+    buf: u64,
+    cursor: u64,
+    lost: u64,
+    dropped: u64,
+    count: u32,
+    pad: u32,
+}
+
 // SAFETY: all of these are `repr(C)` integers and byte arrays laid out
 // without padding (checked against the C header by the sizes below), so
 // every bit pattern is valid and every byte is initialised.
@@ -251,6 +282,9 @@ unsafe impl FromBytes for MapDump {}
 unsafe impl AsBytes for MapDump {}
 unsafe impl FromBytes for TestRun {}
 unsafe impl AsBytes for TestRun {}
+unsafe impl AsBytes for LogRecord {}
+unsafe impl FromBytes for LogRead {}
+unsafe impl AsBytes for LogRead {}
 
 const _: () = {
     assert!(size_of::<Load>() == 224);
@@ -263,6 +297,8 @@ const _: () = {
     assert!(size_of::<MapOp>() == 72);
     assert!(size_of::<MapDump>() == 64);
     assert!(size_of::<TestRun>() == 40);
+    assert!(size_of::<LogRecord>() == 288);
+    assert!(size_of::<LogRead>() == 48);
 };
 
 /// `_IOC(dir, 0xf7, nr, size)` as <asm-generic/ioctl.h> encodes it.
@@ -282,6 +318,7 @@ const IOC_MAPS: u32 = ioc(R | W, 7, size_of::<IdList>());
 const IOC_MAP_OP: u32 = ioc(R | W, 8, size_of::<MapOp>());
 const IOC_MAP_DUMP: u32 = ioc(R | W, 9, size_of::<MapDump>());
 const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
+const IOC_LOG_READ: u32 = ioc(R | W, 11, size_of::<LogRead>());
 
 // ---- the registry of loaded filters ------------------------------------------
 
@@ -621,8 +658,8 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
     write(arg, &req)
 }
 
-/// Most counters a filter has: the builtin ones plus ABI v1's 32.
-const MAX_COUNTERS: usize = 5 + 32;
+/// Most counters a filter has: the builtin ones, `log_dropped` and ABI v1's 32.
+const MAX_COUNTERS: usize = 5 + 1 + 32;
 /// Most maps a filter has (ABI v1).
 const MAX_MAPS: usize = 16;
 
@@ -713,6 +750,28 @@ fn map_dump(reg: &mut Registry, arg: usize) -> Result {
     write(arg, &req)
 }
 
+/// The filter's log records from `cursor` on (0: the oldest held), at
+/// most `cap` (and at most a ring's worth) per call; `lost` = records from
+/// the cursor on that were overwritten before this read.
+fn log_read(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: LogRead = read(arg)?;
+    let f = reg.get(req.id)?.filter;
+    let cap = req.cap.min(LOG_RING_RECORDS);
+    let mut buf = zeroed(cap as usize, LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] })?;
+    let (mut cursor, mut lost, mut dropped) = (req.cursor, 0u64, 0u64);
+    // SAFETY: f is live (the control mutex is held); buf has `cap` records.
+    let n = unsafe { wasmfw_logring_read(wf_log_ring(f), &mut cursor, buf.as_mut_ptr(), cap, &mut lost, &mut dropped) };
+    let mut out = UserSlice::new(req.buf as usize, cap as usize * size_of::<LogRecord>()).writer();
+    for r in buf.iter().take(n.min(cap) as usize) {
+        out.write(r)?;
+    }
+    req.count = n.min(cap);
+    req.cursor = cursor;
+    req.lost = lost;
+    req.dropped = dropped;
+    write(arg, &req)
+}
+
 /// TEST_RUN, entered WITHOUT the control mutex (wasmfw_glue.c): it takes
 /// the mutex for one time slice of runs at a time, looks the filter up
 /// again each time (it may have been unloaded in between: ENOENT), and
@@ -775,6 +834,7 @@ fn dispatch(reg: &mut Registry, cmd: u32, arg: usize) -> Result {
         IOC_MAPS => maps(reg, arg),
         IOC_MAP_OP => map_op(reg, arg),
         IOC_MAP_DUMP => map_dump(reg, arg),
+        IOC_LOG_READ => log_read(reg, arg),
         // The glue sends TEST_RUN to wasmfw_rs_test_run, without the mutex.
         IOC_TEST_RUN => Err(EINVAL),
         _ => Err(ENOTTY),
