@@ -11,7 +11,7 @@ use wasmfw_policy::Policy;
 pub const DEVICE: &str = "/dev/wasmfw";
 pub const HOOK_NETFILTER: u32 = 1;
 pub const HOOK_XDP: u32 = 2;
-const UAPI_VERSION: u32 = 3;
+const UAPI_VERSION: u32 = 4;
 
 #[repr(C)]
 struct Load {
@@ -170,6 +170,58 @@ struct TestRun {
     total_ns: u64,
 }
 
+/// Bytes of a logged line kept (WASMFW_LOG_MSG_LEN).
+const LOG_MSG_LEN: usize = 256;
+/// Records a filter's log ring holds (WASMFW_LOG_RING_RECORDS): one read asks for that many.
+pub const LOG_RING_RECORDS: u32 = 256;
+
+/// One line a filter logged (`struct wasmfw_log_record`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct LogRecord {
+    pub seq: u64,
+    /// CLOCK_MONOTONIC ns when logged.
+    pub ts_ns: u64,
+    pub cpu: u32,
+    /// 0 error, 1 warn, 2 info, 3 debug.
+    pub level: u32,
+    len: u32,
+    pad: u32,
+    msg: [u8; LOG_MSG_LEN],
+}
+
+impl LogRecord {
+    /// The filter's bytes (UTF-8 by the ABI, not checked by the kernel).
+    pub fn msg(&self) -> &[u8] {
+        &self.msg[..(self.len as usize).min(LOG_MSG_LEN)]
+    }
+}
+
+#[repr(C)]
+struct LogRead {
+    id: u32,
+    cap: u32,
+    buf: u64,
+    cursor: u64,
+    lost: u64,
+    dropped: u64,
+    count: u32,
+    pad: u32,
+}
+
+const _: () = assert!(size_of::<LogRecord>() == 288 && size_of::<LogRead>() == 48);
+
+/// What one LOG_READ returned.
+pub struct LogPage {
+    pub records: Vec<LogRecord>,
+    /// The cursor to read on from.
+    pub next: u64,
+    /// Records from the cursor on overwritten before this read.
+    pub lost: u64,
+    /// The filter's `log_dropped` counter.
+    pub dropped: u64,
+}
+
 const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
     (dir << 30) | ((size as u64) << 16) | (0xf7 << 8) | nr
 }
@@ -186,6 +238,7 @@ const IOC_MAPS: u64 = ioc(R | W, 7, size_of::<IdList>());
 const IOC_MAP_OP: u64 = ioc(R | W, 8, size_of::<MapOp>());
 const IOC_MAP_DUMP: u64 = ioc(R | W, 9, size_of::<MapDump>());
 const IOC_TEST_RUN: u64 = ioc(R | W, 10, size_of::<TestRun>());
+const IOC_LOG_READ: u64 = ioc(R | W, 11, size_of::<LogRead>());
 
 fn cstr(b: &[u8]) -> String {
     let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -357,6 +410,16 @@ impl Device {
             }
             cursor = req.cursor;
         }
+    }
+
+    /// Filter `id`'s log records from seq `cursor` on (0: the oldest held).
+    pub fn log_read(&self, id: u32, cursor: u64) -> Result<LogPage> {
+        let zero = LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] };
+        let mut buf = vec![zero; LOG_RING_RECORDS as usize];
+        let mut req = LogRead { id, cap: LOG_RING_RECORDS, buf: buf.as_mut_ptr() as u64, cursor, lost: 0, dropped: 0, count: 0, pad: 0 };
+        self.ioctl(IOC_LOG_READ, &mut req).map_err(|e| explain(&format!("reading the log of filter {id}"), e))?;
+        buf.truncate(req.count.min(LOG_RING_RECORDS) as usize);
+        Ok(LogPage { records: buf, next: req.cursor, lost: req.lost, dropped: req.dropped })
     }
 
     /// Runs filter `id` `repeat` times on `packet` in the kernel: verdict

@@ -5,6 +5,7 @@ mod apply;
 mod attachments;
 mod check;
 mod kmod;
+mod log;
 mod manage;
 mod maps;
 mod netns;
@@ -150,6 +151,16 @@ enum Cmd {
     /// Read and change the maps of the filter attached on an interface.
     #[command(subcommand)]
     Map(maps::MapCmd),
+    /// Print the `log` lines of the filter on an interface, oldest first:
+    /// `TIME CPU LEVEL FILTER message` (TIME: CLOCK_MONOTONIC seconds, as
+    /// in dmesg), and how many were lost to a full ring.
+    Log {
+        #[arg(long)]
+        iface: String,
+        /// Keep printing new lines until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Print per-second counter rates until interrupted (or --count times).
     Poll {
         #[arg(long)]
@@ -213,6 +224,7 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
         Cmd::Stats { iface } => status::stats(iface.as_deref(), json),
         Cmd::Poll { iface, interval, count } => status::poll(iface.as_deref(), interval, count, json),
         Cmd::Map(cmd) => maps::run(&cmd, json),
+        Cmd::Log { iface, follow } => log::run(&iface, follow, json),
         Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wasmfw", &mut std::io::stdout());
