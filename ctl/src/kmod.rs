@@ -1,5 +1,5 @@
-//! Client of the wasmfw kernel module: the ioctls of /dev/wasmfw
-//! (`kmod/wasmfw/wasmfw_uapi.h`, mirrored here field for field).
+//! Client of the wasmfw kernel module: the ioctls of /dev/wasmfw, with
+//! the structs the module itself is built with (`kmod/wasmfw/wasmfw_uapi.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -9,61 +9,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use wasmfw_policy::Policy;
 
 pub const DEVICE: &str = "/dev/wasmfw";
-pub const HOOK_NETFILTER: u32 = 1;
-pub const HOOK_XDP: u32 = 2;
-const UAPI_VERSION: u32 = 4;
 
-#[repr(C)]
-struct Load {
-    wasm: u64,
-    config: u64,
-    wasm_len: u32,
-    config_len: u32,
-    fuel: u64,
-    memory_limit: u64,
-    on_fault: u32,
-    id: u32,
-    name: [u8; 32],
-    policy: [u8; 128],
-    err: u64,
-    err_len: u32,
-    stack_used: u32,
-}
-
-#[repr(C)]
-struct Attach {
-    id: u32,
-    hook: u32,
-    ifname: [u8; 16],
-}
-
-#[repr(C)]
-struct Detach {
-    ifname: [u8; 16],
-}
-
-#[repr(C)]
-struct Unload {
-    id: u32,
-    pad: u32,
-}
-
-/// A loaded filter as the module lists it.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Info {
-    pub id: u32,
-    /// 0 = loaded, not attached.
-    pub hook: u32,
-    pub ifindex: u32,
-    pub on_fault: u32,
-    ifname: [u8; 16],
-    name: [u8; 32],
-    policy: [u8; 128],
-    pub fuel: u64,
-    pub memory_limit: u64,
-    netns_ino: u64,
-}
+#[path = "../../kmod/wasmfw/wasmfw_uapi.rs"]
+pub mod uapi;
+use uapi::*;
+pub use uapi::{Info, LogRecord, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOG_RING_RECORDS, MAP_HASH, MAP_PERCPU_ARRAY};
 
 impl Info {
     /// The attachment's network namespace, as the inode number of
@@ -83,112 +33,30 @@ impl Info {
     }
 }
 
-// The module's sizes (kmod/wasmfw/wasmfw_main.rs asserts the same).
-const _: () = assert!(size_of::<Info>() == 216);
-
-#[repr(C)]
-struct List {
-    buf: u64,
-    cap: u32,
-    count: u32,
-}
-
-#[repr(C)]
-struct IdList {
-    id: u32,
-    cap: u32,
-    buf: u64,
-    count: u32,
-    pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Counter {
-    name: [u8; 32],
-    value: u64,
-}
-
-/// A map a filter declared (`struct wasmfw_map_info`).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct MapInfo {
-    name: [u8; 32],
-    /// 1 hash, 2 per-CPU array.
-    pub kind: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-}
-
 impl MapInfo {
     pub fn name(&self) -> String {
         cstr(&self.name)
     }
 }
 
-pub const MAP_HASH: u32 = 1;
-pub const MAP_PERCPU_ARRAY: u32 = 2;
-const MAP_UPDATE: u32 = 1;
-const MAP_DELETE: u32 = 2;
-
-#[repr(C)]
-struct MapOp {
-    id: u32,
-    op: u32,
-    map: [u8; 32],
-    key: u64,
-    value: u64,
-    key_len: u32,
-    value_len: u32,
-    result: i32,
-    pad: u32,
+/// The interface as JSON: `{"structs": {c_name: {"size", "fields": [[name,
+/// offset, size]]}}, "constants": {C name: value}}`.
+pub fn uapi_layout_json() -> serde_json::Value {
+    let mut structs = serde_json::Map::new();
+    for l in LAYOUTS {
+        let fields: Vec<_> = l.fields.iter().map(|f| serde_json::json!([f.name, f.offset, f.size])).collect();
+        structs.insert(l.c_name.to_string(), serde_json::json!({ "size": l.size, "fields": fields }));
+    }
+    for (alias, of) in SAME_LAYOUT {
+        let v = structs[*of].clone();
+        structs.insert(alias.to_string(), v);
+    }
+    let constants: serde_json::Map<_, _> = CONSTANTS.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
+    serde_json::json!({ "structs": structs, "constants": constants })
 }
 
-#[repr(C)]
-struct MapDump {
-    id: u32,
-    cursor: u32,
-    map: [u8; 32],
-    buf: u64,
-    cap: u64,
-    len: u64,
-}
-
-/// Bytes one MAP_DUMP call returns at most.
+/// Bytes one MAP_DUMP call asks for.
 const MAP_DUMP_PAGE: usize = 1 << 20;
-
-#[repr(C)]
-struct TestRun {
-    id: u32,
-    link: u32,
-    packet: u64,
-    packet_len: u32,
-    repeat: u32,
-    verdict: u32,
-    pad: u32,
-    total_ns: u64,
-}
-
-/// Bytes of a logged line kept (WASMFW_LOG_MSG_LEN).
-const LOG_MSG_LEN: usize = 256;
-/// Records a filter's log ring holds (WASMFW_LOG_RING_RECORDS): one read asks for that many.
-pub const LOG_RING_RECORDS: u32 = 256;
-
-/// One line a filter logged (`struct wasmfw_log_record`).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct LogRecord {
-    pub seq: u64,
-    /// CLOCK_MONOTONIC ns when logged.
-    pub ts_ns: u64,
-    pub cpu: u32,
-    /// 0 error, 1 warn, 2 info, 3 debug.
-    pub level: u32,
-    len: u32,
-    pad: u32,
-    msg: [u8; LOG_MSG_LEN],
-}
 
 impl LogRecord {
     /// The filter's bytes (UTF-8 by the ABI, not checked by the kernel).
@@ -196,20 +64,6 @@ impl LogRecord {
         &self.msg[..(self.len as usize).min(LOG_MSG_LEN)]
     }
 }
-
-#[repr(C)]
-struct LogRead {
-    id: u32,
-    cap: u32,
-    buf: u64,
-    cursor: u64,
-    lost: u64,
-    dropped: u64,
-    count: u32,
-    pad: u32,
-}
-
-const _: () = assert!(size_of::<LogRecord>() == 288 && size_of::<LogRead>() == 48);
 
 /// What one LOG_READ returned.
 pub struct LogPage {
@@ -221,24 +75,6 @@ pub struct LogPage {
     /// The filter's `log_dropped` counter.
     pub dropped: u64,
 }
-
-const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
-    (dir << 30) | ((size as u64) << 16) | (0xf7 << 8) | nr
-}
-const W: u64 = 1;
-const R: u64 = 2;
-const IOC_VERSION: u64 = ioc(R, 0, 4);
-const IOC_LOAD: u64 = ioc(R | W, 1, size_of::<Load>());
-const IOC_ATTACH: u64 = ioc(W, 2, size_of::<Attach>());
-const IOC_DETACH: u64 = ioc(W, 3, size_of::<Detach>());
-const IOC_UNLOAD: u64 = ioc(W, 4, size_of::<Unload>());
-const IOC_LIST: u64 = ioc(R | W, 5, size_of::<List>());
-const IOC_COUNTERS: u64 = ioc(R | W, 6, size_of::<IdList>());
-const IOC_MAPS: u64 = ioc(R | W, 7, size_of::<IdList>());
-const IOC_MAP_OP: u64 = ioc(R | W, 8, size_of::<MapOp>());
-const IOC_MAP_DUMP: u64 = ioc(R | W, 9, size_of::<MapDump>());
-const IOC_TEST_RUN: u64 = ioc(R | W, 10, size_of::<TestRun>());
-const IOC_LOG_READ: u64 = ioc(R | W, 11, size_of::<LogRead>());
 
 fn cstr(b: &[u8]) -> String {
     let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -287,7 +123,7 @@ impl Device {
         Ok(dev)
     }
 
-    fn ioctl<T>(&self, req: u64, arg: &mut T) -> std::io::Result<()> {
+    fn ioctl<T>(&self, req: u32, arg: &mut T) -> std::io::Result<()> {
         // SAFETY: `arg` is the repr(C) struct the request number encodes
         // (size included); the kernel reads/writes only that many bytes.
         let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), req as _, arg as *mut T) };

@@ -161,6 +161,11 @@ enum Cmd {
         #[arg(long, short = 'f')]
         follow: bool,
     },
+    /// Print the module interface this wasmfw was built with (structs,
+    /// offsets, constants, ioctl numbers) as JSON: for tools that speak the
+    /// ioctls directly, like the guest tests' wfioctl.py.
+    #[command(hide = true)]
+    UapiLayout,
     /// Print per-second counter rates until interrupted (or --count times).
     Poll {
         #[arg(long)]
@@ -228,6 +233,10 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
         Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wasmfw", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::UapiLayout => {
+            println!("{}", kmod::uapi_layout_json());
             Ok(())
         }
         Cmd::Manpage => Ok(clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?),

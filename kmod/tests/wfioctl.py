@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Raw ioctls on /dev/wasmfw (wasmfw_uapi.h, uapi v3), bypassing the wasmfw
+"""Raw ioctls on /dev/wasmfw (layouts from `wasmfw uapi-layout`), bypassing the wasmfw
 CLI's own checks, so the module's own answers are what gets tested.
 
     wfioctl.py load FILE.wasm [fuel] [on_fault]  "id <n> stack <bytes>" or "errno <e> <err text>"
@@ -22,65 +22,96 @@ CLI's own checks, so the module's own answers are what gets tested.
                                           load, for N = 1, 1+STRIDE, ... up to the allocations a
                                           load makes: "allocs <a> loads <l> ok <k> enomem <m> other <o>"
 """
-import collections, ctypes, fcntl, os, random, struct, sys, time
+import collections, ctypes, fcntl, json, os, random, struct, subprocess, sys, time
 
-def ioc(d, nr, size):
-    return (d << 30) | (size << 16) | (0xF7 << 8) | nr
+class Uapi:
+    """The module interface as the wasmfw binary was built with it (the one
+    Rust definition, kmod/wasmfw/wasmfw_uapi.rs): struct layouts, constants
+    and ioctl numbers from `wasmfw uapi-layout`, so no layout is copied here."""
+    def __init__(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        exe = os.environ.get("WASMFW_BIN") or os.path.join(here, "../../target/release/wasmfw")
+        d = json.loads(subprocess.check_output([exe if os.path.exists(exe) else "wasmfw", "uapi-layout"]))
+        self.structs, self.const = d["structs"], d["constants"]
 
-LOAD_FMT = "=QQIIQQII32s128sQII"  # struct wasmfw_load, 224 bytes
-assert struct.calcsize(LOAD_FMT) == 224
-INFO_FMT = "=IIII16s32s128sQQQ"   # struct wasmfw_info, 216 bytes (uapi v2)
-assert struct.calcsize(INFO_FMT) == 216
-LIST_FMT = "=QII"                 # struct wasmfw_list
-MAPOP_FMT = "=II32sQQIIiI"        # struct wasmfw_map_op, 72 bytes
-assert struct.calcsize(MAPOP_FMT) == 72
-DUMP_FMT = "=II32sQQQ"            # struct wasmfw_map_dump, 64 bytes (uapi v3: cursor)
-assert struct.calcsize(DUMP_FMT) == 64
-TESTRUN_FMT = "=IIQIIIIQ"         # struct wasmfw_test_run, 40 bytes
-assert struct.calcsize(TESTRUN_FMT) == 40
-IOC_VERSION = ioc(2, 0, 4)
-IOC_LOAD = ioc(3, 1, 224)
-IOC_ATTACH = ioc(1, 2, 24)
-IOC_DETACH = ioc(1, 3, 16)
-IOC_UNLOAD = ioc(1, 4, 8)
-IOC_LIST = ioc(3, 5, 16)
-IOC_COUNTERS = ioc(3, 6, 24)
-IOC_MAPS = ioc(3, 7, 24)
-IOC_MAP_OP = ioc(3, 8, 72)
-IOC_MAP_DUMP = ioc(3, 9, 64)
-IOC_TEST_RUN = ioc(3, 10, 40)
+    def size(self, name):
+        return self.structs[name]["size"]
+
+    def pack(self, name, /, **values):
+        """struct wasmfw_<name> with the given fields (ints little-endian,
+        masked to the field's size; bytes/str NUL-padded), the rest zero."""
+        buf = bytearray(self.size(name))
+        for field, off, size in self.structs[name]["fields"]:
+            if field not in values:
+                continue
+            v = values.pop(field)
+            if isinstance(v, str):
+                v = v.encode()
+            if isinstance(v, bytes):
+                buf[off:off + size] = v[:size].ljust(size, b"\0")
+            else:
+                buf[off:off + size] = (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        assert not values, "no such field in wasmfw_%s: %s" % (name, list(values))
+        return buf
+
+    def unpack(self, name, buf, at=0):
+        """A dict of the fields: ints (unsigned) for 1-8 byte fields, bytes
+        up to the first NUL for the char arrays."""
+        out = {}
+        for field, off, size in self.structs[name]["fields"]:
+            raw = bytes(buf[at + off:at + off + size])
+            out[field] = int.from_bytes(raw, "little") if size in (1, 2, 4, 8) else raw.split(b"\0")[0]
+        return out
+
+    def ioc(self, name):
+        return self.const["WASMFW_IOC_" + name]
+
+U = Uapi()
 PARAMS = "/sys/module/wasmfw/parameters/"
+
+def signed32(v):
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+def unload_id(fd, fid):
+    fcntl.ioctl(fd, U.ioc("UNLOAD"), U.pack("unload", id=fid))
+
+def test_run(fd, fid, pkt, repeat, link):
+    pb = ctypes.create_string_buffer(pkt, len(pkt) or 1)
+    req = U.pack("test_run", id=fid, link=link, packet=ctypes.addressof(pb), packet_len=len(pkt), repeat=repeat)
+    fcntl.ioctl(fd, U.ioc("TEST_RUN"), req)
+    return U.unpack("test_run", req)
 
 def load(fd, wasm, fuel=20000, on_fault=0):
     wbuf = ctypes.create_string_buffer(wasm, len(wasm) or 1)
     ebuf = ctypes.create_string_buffer(256)
-    req = bytearray(struct.pack(LOAD_FMT, ctypes.addressof(wbuf), 0, len(wasm), 0, fuel, 131072, on_fault, 0,
-                                b"raw", b"", ctypes.addressof(ebuf), 256, 0))
+    req = U.pack("load", wasm=ctypes.addressof(wbuf), wasm_len=len(wasm), fuel=fuel, memory_limit=131072,
+                 on_fault=on_fault, name="raw", err=ctypes.addressof(ebuf), err_len=256)
     try:
-        fcntl.ioctl(fd, IOC_LOAD, req)
+        fcntl.ioctl(fd, U.ioc("LOAD"), req)
     except OSError as e:
         return None, e.errno, ebuf.value.decode(errors="replace")
-    f = struct.unpack(LOAD_FMT, req)
-    return f[7], f[12], None
+    f = U.unpack("load", req)
+    return f["id"], f["stack_used"], None
 
 def map_op(fd, fid, name, op, key, value=b""):
     kb = ctypes.create_string_buffer(key, len(key) or 1)
     vb = ctypes.create_string_buffer(value, len(value) or 1)
-    req = bytearray(struct.pack(MAPOP_FMT, fid, op, name.encode(), ctypes.addressof(kb), ctypes.addressof(vb),
-                                len(key), len(value), 0, 0))
-    fcntl.ioctl(fd, IOC_MAP_OP, req)
-    return struct.unpack(MAPOP_FMT, req)[7]
+    req = U.pack("map_op", id=fid, op=op, map=name, key=ctypes.addressof(kb), value=ctypes.addressof(vb),
+                 key_len=len(key), value_len=len(value))
+    fcntl.ioctl(fd, U.ioc("MAP_OP"), req)
+    return signed32(U.unpack("map_op", req)["result"])
 
 def map_dump(fd, fid, name, cap):
-    """Every page of a map: (records, pages, bytes)."""
+    """Every page of a map: (pages, bytes)."""
     buf = ctypes.create_string_buffer(cap)
     cursor, pages, total = 0, 0, 0
     while True:
-        req = bytearray(struct.pack(DUMP_FMT, fid, cursor, name.encode(), ctypes.addressof(buf), cap, 0))
-        fcntl.ioctl(fd, IOC_MAP_DUMP, req)
-        _, cursor, _, _, _, n = struct.unpack(DUMP_FMT, req)
+        req = U.pack("map_dump", id=fid, cursor=cursor, map=name, buf=ctypes.addressof(buf), cap=cap)
+        fcntl.ioctl(fd, U.ioc("MAP_DUMP"), req)
+        f = U.unpack("map_dump", req)
+        cursor = f["cursor"]
         pages += 1
-        total += n
+        total += f["len"]
         if cursor == 0:
             return pages, total
 
@@ -92,36 +123,36 @@ def main():
                            int(a[2]) if len(a) > 2 else 0)
         print("errno", x, err) if fid is None else print("id", fid, "stack", x)
     elif cmd == "unload":
-        fcntl.ioctl(fd, IOC_UNLOAD, struct.pack("=II", int(a[0]), 0))
+        unload_id(fd, int(a[0]))
         print("unloaded")
     elif cmd == "attach":
         try:
-            fcntl.ioctl(fd, IOC_ATTACH, struct.pack("=II16s", int(a[0]), int(a[1]), a[2].encode()))
+            fcntl.ioctl(fd, U.ioc("ATTACH"), U.pack("attach", id=int(a[0]), hook=int(a[1]), ifname=a[2]))
             print("attached")
         except OSError as e:
             print("errno", e.errno)
     elif cmd == "detach":
         try:
-            fcntl.ioctl(fd, IOC_DETACH, struct.pack("16s", a[0].encode()))
+            fcntl.ioctl(fd, U.ioc("DETACH"), U.pack("detach", ifname=a[0]))
             print("detached")
         except OSError as e:
             print("errno", e.errno)
     elif cmd == "listtime":
-        buf = ctypes.create_string_buffer(64 * 216)
-        req = bytearray(struct.pack(LIST_FMT, ctypes.addressof(buf), 64, 0))
+        buf = ctypes.create_string_buffer(64 * U.size("info"))
+        req = U.pack("list", buf=ctypes.addressof(buf), cap=64)
         t0 = time.monotonic()
-        fcntl.ioctl(fd, IOC_LIST, req)
+        fcntl.ioctl(fd, U.ioc("LIST"), req)
         print("%.3f" % (time.monotonic() - t0))
     elif cmd == "list":
         cap = 64
-        buf = ctypes.create_string_buffer(cap * 216)
-        req = bytearray(struct.pack(LIST_FMT, ctypes.addressof(buf), cap, 0))
-        fcntl.ioctl(fd, IOC_LIST, req)
-        count = struct.unpack(LIST_FMT, req)[2]
+        buf = ctypes.create_string_buffer(cap * U.size("info"))
+        req = U.pack("list", buf=ctypes.addressof(buf), cap=cap)
+        fcntl.ioctl(fd, U.ioc("LIST"), req)
+        count = U.unpack("list", req)["count"]
         for i in range(min(count, cap)):
-            f = struct.unpack_from(INFO_FMT, buf.raw, i * 216)
-            print("id", f[0], "hook", f[1], "ifindex", f[2], "netns", f[9],
-                  "name", f[5].split(b"\0")[0].decode(errors="replace"))
+            f = U.unpack("info", buf.raw, i * U.size("info"))
+            print("id", f["id"], "hook", f["hook"], "ifindex", f["ifindex"], "netns", f["netns_ino"],
+                  "name", f["name"].decode(errors="replace"))
     elif cmd == "mapfill":
         fid, name, n, ks, vs = int(a[0]), a[1], int(a[2]), int(a[3]), int(a[4])
         bad = 0
@@ -148,17 +179,12 @@ def main():
             dumps += 1
         print("ops", ops, "dumps", dumps)
     elif cmd == "testrun":
-        pkt = bytes.fromhex(a[1])
-        pb = ctypes.create_string_buffer(pkt, len(pkt) or 1)
-        req = bytearray(struct.pack(TESTRUN_FMT, int(a[0]), int(a[3]) if len(a) > 3 else 2, ctypes.addressof(pb),
-                                    len(pkt), int(a[2]), 0, 0, 0))
         try:
-            fcntl.ioctl(fd, IOC_TEST_RUN, req)
+            f = test_run(fd, int(a[0]), bytes.fromhex(a[1]), int(a[2]), int(a[3]) if len(a) > 3 else 2)
         except OSError as e:
             print("errno", e.errno)
             return
-        f = struct.unpack(TESTRUN_FMT, req)
-        print("verdict", f[5], "ns", f[7])
+        print("verdict", f["verdict"], "ns", f["total_ns"])
     elif cmd == "fuzz":
         fuzz(fd, int(a[0]), int(a[1]))
     elif cmd == "mutload":
@@ -174,13 +200,18 @@ def fuzz(fd, n, seed):
     NULL, or unmapped). The module must answer each with an errno or a
     well-formed success; filters it loads are unloaded at the end."""
     rnd = random.Random(seed)
-    sizes = {0: 4, 1: 224, 2: 24, 3: 16, 4: 8, 5: 16, 6: 24, 7: 24, 8: 72, 9: 64, 10: 40}
+    # Every ioctl number the module knows, with its size (from its encoding).
+    sizes = {}
+    for k, v in U.const.items():
+        if k.startswith("WASMFW_IOC_") and k != "WASMFW_IOC_MAGIC":
+            sizes[v & 0xff] = (v >> 16) & 0x3fff
+    unknown = [n for n in range(max(sizes) + 3) if n not in sizes] + [255]
     scratch = ctypes.create_string_buffer(1 << 16)
     base = ctypes.addressof(scratch)
     ptrs = [0, base, base + 1, base + (1 << 16) - 8, 0xdead0000, 1 << 47, (1 << 64) - 4096]
     counts, ok = collections.Counter(), 0
     for i in range(n):
-        nr = rnd.choice(list(sizes) + [11, 12, 255])
+        nr = rnd.choice(list(sizes) + unknown)
         size = sizes.get(nr, 8)
         if rnd.random() < 0.2:
             size = rnd.choice([0, 1, 7, size - 1, size + 1, size * 2, 4095])
@@ -194,12 +225,13 @@ def fuzz(fd, n, seed):
             elif r < 0.5:
                 struct.pack_into("=II", req, off, rnd.choice([0, 1, 2, 3, 64, 65535, 1 << 20, 2**32 - 1]),
                                  rnd.choice([0, 1, 2, 16, 4096, 2**31, 2**32 - 1]))
-        if nr == 1 and rnd.random() < 0.3:
+        if nr == U.ioc("LOAD") & 0xff and rnd.random() < 0.3:
             continue  # loads are covered by the fault and garbage tests; keep this fast
-        if nr == 10 and len(req) >= 24:
-            struct.pack_into("=I", req, 20, rnd.choice([1, 2, 100]))  # small repeat counts
+        if nr == U.ioc("TEST_RUN") & 0xff and len(req) >= U.size("test_run"):
+            repeat = dict((f, (o, z)) for f, o, z in U.structs["test_run"]["fields"])["repeat"][0]
+            struct.pack_into("=I", req, repeat, rnd.choice([1, 2, 100]))  # small repeat counts
         try:
-            fcntl.ioctl(fd, ioc(d, nr, size), req)
+            fcntl.ioctl(fd, (d << 30) | (size << 16) | (0xF7 << 8) | nr, req)
             ok += 1
         except OSError as e:
             counts[e.errno] += 1
@@ -243,11 +275,9 @@ def mutload(fd, n, seed, files):
             continue
         loaded += 1
         for p in pkts:
-            pb = ctypes.create_string_buffer(p, len(p))
-            req = bytearray(struct.pack(TESTRUN_FMT, fid, 2, ctypes.addressof(pb), len(p), 1, 0, 0, 0))
-            fcntl.ioctl(fd, IOC_TEST_RUN, req)
+            test_run(fd, fid, p, 1, 2)
             ran += 1
-        fcntl.ioctl(fd, IOC_UNLOAD, struct.pack("=II", fid, 0))
+        unload_id(fd, fid)
     print("mutants", n, "refused", refused, "loaded", loaded, "ran", ran,
           "errnos", ",".join("%d:%d" % kv for kv in sorted(errs.items())))
 
@@ -260,7 +290,7 @@ def faultload(fd, wasm, stride):
     if fid is None:
         sys.exit("faultload: the module does not load without faults: " + str(err))
     allocs = int(open(PARAMS + "load_allocs").read())
-    fcntl.ioctl(fd, IOC_UNLOAD, struct.pack("=II", fid, 0))
+    unload_id(fd, fid)
     loads = okn = enomem = other = 0
     msgs = collections.Counter()
     for nth in range(1, allocs + 1, stride):
@@ -269,7 +299,7 @@ def faultload(fd, wasm, stride):
         loads += 1
         if fid is not None:
             okn += 1
-            fcntl.ioctl(fd, IOC_UNLOAD, struct.pack("=II", fid, 0))
+            unload_id(fd, fid)
         elif x == 12:
             enomem += 1
         else:

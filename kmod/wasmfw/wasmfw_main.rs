@@ -82,188 +82,13 @@ extern "C" {
     fn wasmfw_logring_read(ring: *mut c_void, cursor: *mut u64, out: *mut LogRecord, cap: u32, lost: *mut u64, dropped: *mut u64) -> u32;
 }
 
-// ---- uapi (mirrors wasmfw_uapi.h) -------------------------------------------
+#[path = "wasmfw_uapi.rs"]
+mod uapi;
+use uapi::*;
 
-const UAPI_VERSION: u32 = 4;
-const MAX_WASM: u32 = 1 << 20;
-const MAX_CONFIG: u32 = 8192;
-const MAX_ERR: u32 = 4096;
-const MAX_TEST_PACKET: u32 = 9216;
-const MAX_DUMP: u64 = 16 << 20;
-const MAX_FILTERS: usize = 64;
-/// Linear memory a filter may ask for (`memory_limit`), per instance.
-const MIN_MEMORY_LIMIT: u64 = 64 << 10;
-const MAX_MEMORY_LIMIT: u64 = 64 << 20;
-/// Most fuel a filter may spend on one packet (WASMFW_MAX_FUEL in
-/// wasmfw_uapi.h, where the time budget it stands for is documented).
-const MAX_FUEL: u64 = 1_000_000;
-/// Most runs one TEST_RUN may ask for.
-const MAX_TEST_REPEAT: u32 = 100_000_000;
-const HOOK_NETFILTER: u32 = 1;
-const HOOK_XDP: u32 = 2;
-/// Log records a filter's ring holds (WASMFW_LOG_RING_RECORDS).
-const LOG_RING_RECORDS: u32 = 256;
-/// Bytes of a logged line kept (WASMFW_LOG_MSG_LEN).
-const LOG_MSG_LEN: usize = 256;
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Load {
-    wasm: u64,
-    config: u64,
-    wasm_len: u32,
-    config_len: u32,
-    fuel: u64,
-    memory_limit: u64,
-    on_fault: u32,
-    id: u32,
-    name: [u8; 32],
-    policy: [u8; 128],
-    err: u64,
-    err_len: u32,
-    stack_used: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Attach {
-    id: u32,
-    hook: u32,
-    ifname: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Detach {
-    ifname: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Unload {
-    id: u32,
-    pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Info {
-    id: u32,
-    hook: u32,
-    ifindex: u32,
-    on_fault: u32,
-    ifname: [u8; 16],
-    name: [u8; 32],
-    policy: [u8; 128],
-    fuel: u64,
-    memory_limit: u64,
-    /// The attachment's network namespace inode (`net->ns.inum`), 0 when
-    /// not attached.
-    netns_ino: u64,
-}
-
-/// LIST, COUNTERS and MAPS share this shape: an array to fill and its size.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct List {
-    buf: u64,
-    cap: u32,
-    count: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct IdList {
-    id: u32,
-    cap: u32,
-    buf: u64,
-    count: u32,
-    pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Counter {
-    name: [u8; 32],
-    value: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct MapInfo {
-    name: [u8; 32],
-    kind: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct MapOp {
-    id: u32,
-    op: u32,
-    map: [u8; 32],
-    key: u64,
-    value: u64,
-    key_len: u32,
-    value_len: u32,
-    result: i32,
-    pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct MapDump {
-    id: u32,
-    cursor: u32,
-    map: [u8; 32],
-    buf: u64,
-    cap: u64,
-    len: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct TestRun {
-    id: u32,
-    link: u32,
-    packet: u64,
-    packet_len: u32,
-    repeat: u32,
-    verdict: u32,
-    pad: u32,
-    total_ns: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct LogRecord {
-    seq: u64,
-    ts_ns: u64,
-    cpu: u32,
-    level: u32,
-    len: u32,
-    pad: u32,
-    msg: [u8; LOG_MSG_LEN],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct LogRead {
-    id: u32,
-    cap: u32,
-    buf: u64,
-    cursor: u64,
-    lost: u64,
-    dropped: u64,
-    count: u32,
-    pad: u32,
-}
-
-// SAFETY: all of these are `repr(C)` integers and byte arrays laid out
-// without padding (checked against the C header by the sizes below), so
-// every bit pattern is valid and every byte is initialised.
+// SAFETY: the uapi structs are `repr(C)` integers and byte arrays laid out
+// without padding (ctl/tests/uapi_layout.rs checks them against the C
+// header), so every bit pattern is valid and every byte is initialised.
 unsafe impl FromBytes for Load {}
 unsafe impl AsBytes for Load {}
 unsafe impl FromBytes for Attach {}
@@ -285,40 +110,6 @@ unsafe impl AsBytes for TestRun {}
 unsafe impl AsBytes for LogRecord {}
 unsafe impl FromBytes for LogRead {}
 unsafe impl AsBytes for LogRead {}
-
-const _: () = {
-    assert!(size_of::<Load>() == 224);
-    assert!(size_of::<Attach>() == 24);
-    assert!(size_of::<Info>() == 216);
-    assert!(size_of::<List>() == 16);
-    assert!(size_of::<IdList>() == 24);
-    assert!(size_of::<Counter>() == 40);
-    assert!(size_of::<MapInfo>() == 48);
-    assert!(size_of::<MapOp>() == 72);
-    assert!(size_of::<MapDump>() == 64);
-    assert!(size_of::<TestRun>() == 40);
-    assert!(size_of::<LogRecord>() == 288);
-    assert!(size_of::<LogRead>() == 48);
-};
-
-/// `_IOC(dir, 0xf7, nr, size)` as <asm-generic/ioctl.h> encodes it.
-const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
-    (dir << 30) | ((size as u32) << 16) | (0xf7 << 8) | nr
-}
-const W: u32 = 1;
-const R: u32 = 2;
-const IOC_VERSION: u32 = ioc(R, 0, 4);
-const IOC_LOAD: u32 = ioc(R | W, 1, size_of::<Load>());
-const IOC_ATTACH: u32 = ioc(W, 2, size_of::<Attach>());
-const IOC_DETACH: u32 = ioc(W, 3, size_of::<Detach>());
-const IOC_UNLOAD: u32 = ioc(W, 4, size_of::<Unload>());
-const IOC_LIST: u32 = ioc(R | W, 5, size_of::<List>());
-const IOC_COUNTERS: u32 = ioc(R | W, 6, size_of::<IdList>());
-const IOC_MAPS: u32 = ioc(R | W, 7, size_of::<IdList>());
-const IOC_MAP_OP: u32 = ioc(R | W, 8, size_of::<MapOp>());
-const IOC_MAP_DUMP: u32 = ioc(R | W, 9, size_of::<MapDump>());
-const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
-const IOC_LOG_READ: u32 = ioc(R | W, 11, size_of::<LogRead>());
 
 // ---- the registry of loaded filters ------------------------------------------
 
@@ -344,7 +135,7 @@ struct Entry {
 }
 
 struct Registry {
-    slots: [Option<Entry>; MAX_FILTERS],
+    slots: [Option<Entry>; MAX_FILTERS as usize],
     next_id: u32,
 }
 
@@ -354,7 +145,7 @@ struct Global(UnsafeCell<Registry>);
 // wasmfw_rs_teardown, which the C glue calls with wasmfw_ctl_lock held.
 unsafe impl Sync for Global {}
 
-static REGISTRY: Global = Global(UnsafeCell::new(Registry { slots: [const { None }; MAX_FILTERS], next_id: 1 }));
+static REGISTRY: Global = Global(UnsafeCell::new(Registry { slots: [const { None }; MAX_FILTERS as usize], next_id: 1 }));
 
 impl Registry {
     fn get(&mut self, id: u32) -> Result<&mut Entry> {
@@ -871,7 +662,7 @@ pub extern "C" fn wasmfw_rs_forget(net: *mut c_void, ifindex: c_int, why: *const
     let reg = unsafe { &mut *REGISTRY.0.get() };
     // SAFETY: `why` is a C string literal from the glue.
     let why = unsafe { core::ffi::CStr::from_ptr(why) }.to_str().unwrap_or("?");
-    for i in 0..MAX_FILTERS {
+    for i in 0..MAX_FILTERS as usize {
         let Some(e) = reg.slots[i].as_ref() else { continue };
         if e.hook == 0 || e.net != net || (ifindex != 0 && e.ifindex != ifindex as u32) {
             continue;
@@ -910,7 +701,7 @@ pub extern "C" fn wasmfw_rs_teardown() {
             None => unsafe { wf_free(f) },
         }
     }
-    for i in 0..MAX_FILTERS {
+    for i in 0..MAX_FILTERS as usize {
         reg.release(i);
     }
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
  * wasmfw control interface: ioctls on /dev/wasmfw (CAP_NET_ADMIN).
- * Mirrored in Rust by kmod/wasmfw/wasmfw_main.rs (module) and ctl/src/kmod.rs
- * (wasmfw), and in Python by kmod/tests/wfioctl.py. Every struct is 8-byte aligned with explicit padding; pointers
- * are __u64. Bump WASMFW_UAPI_VERSION on any change.
+ * The C twin of kmod/wasmfw/wasmfw_uapi.rs, the one Rust definition that the
+ * module and wasmfw include (and kmod/tests/wfioctl.py reads through
+ * `wasmfw uapi-layout`); ctl/tests/uapi_layout.rs compiles this header and
+ * checks every struct, offset, constant and ioctl number against it. Every
+ * struct is 8-byte aligned with explicit padding; pointers are __u64. Bump
+ * WASMFW_UAPI_VERSION on any change.
  */
 #ifndef _WASMFW_UAPI_H
 #define _WASMFW_UAPI_H
@@ -29,6 +32,9 @@
  */
 #define WASMFW_MAX_FUEL 1000000
 #define WASMFW_MAX_TEST_REPEAT 100000000
+#define WASMFW_MAX_TEST_PACKET 9216         /* bytes of a TEST_RUN packet */
+#define WASMFW_MAX_ERR 4096                 /* bytes of LOAD's error the module fills at most */
+#define WASMFW_MAX_DUMP (16u << 20)         /* bytes one MAP_DUMP call writes at most */
 #define WASMFW_MIN_MEMORY_LIMIT (64u << 10)  /* memory_limit, bytes per instance */
 #define WASMFW_MAX_MEMORY_LIMIT (64u << 20)
 #define WASMFW_MAX_FILTERS 64               /* loaded at once */
@@ -44,6 +50,11 @@
 
 #define WASMFW_HOOK_NETFILTER 1         /* IPv4+IPv6 PRE_ROUTING, one interface */
 #define WASMFW_HOOK_XDP 2               /* through xdp-bridge (issue 5) */
+
+#define WASMFW_MAP_HASH 1
+#define WASMFW_MAP_PERCPU_ARRAY 2
+#define WASMFW_LINK_ETHERNET 1          /* test_run.link */
+#define WASMFW_LINK_RAW_IP 2
 
 struct wasmfw_load {
 	__u64 wasm;                     /* in: module bytes */
@@ -112,7 +123,7 @@ struct wasmfw_counters {
 
 struct wasmfw_map_info {
 	char name[WASMFW_NAME_LEN];
-	__u32 kind;                     /* 1 hash, 2 per-CPU array */
+	__u32 kind;                     /* WASMFW_MAP_HASH, WASMFW_MAP_PERCPU_ARRAY */
 	__u32 key_size;
 	__u32 value_size;
 	__u32 max_entries;
@@ -160,7 +171,7 @@ struct wasmfw_map_dump {
  * BPF_PROG_TEST_RUN. Interruptible: a signal ends it with EINTR. */
 struct wasmfw_test_run {
 	__u32 id;
-	__u32 link;                     /* 1 Ethernet, 2 raw IP */
+	__u32 link;                     /* WASMFW_LINK_* */
 	__u64 packet;
 	__u32 packet_len;
 	__u32 repeat;

@@ -12,6 +12,9 @@ const ALL: &[(&str, &str)] = &[
     // The filters' linker (filters/.cargo/wasm-ld): lld of the same LLVM
     // as rustc-web. rust-lld is not on a fresh machine's PATH.
     ("/usr/lib/llvm-22/bin/wasm-ld", "lld-22"),
+    // ctl/tests/uapi_layout.rs compiles the module's C header.
+    ("/usr/bin/cc", "gcc"),
+    ("/usr/include/linux/ioctl.h", "linux-libc-dev"),
     ("/usr/sbin/ip", "iproute2"),
     ("/usr/bin/ping", "iputils-ping"),
     ("/usr/sbin/hping3", "hping3"),

@@ -79,10 +79,12 @@ pub struct Policy {
 
 pub const DEFAULT_FUEL: u64 = 100_000;
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 20;
-/// The kernel's ceiling (`WASMFW_MAX_FUEL` in kmod/wasmfw/wasmfw_uapi.h:
-/// about 2 ms of one CPU per packet), so `check` refuses what `load` would.
-pub const MAX_FUEL: u64 = 1_000_000;
-pub const MAX_MEMORY_LIMIT: u64 = 64 << 20;
+#[path = "../../../kmod/wasmfw/wasmfw_uapi.rs"]
+mod uapi;
+/// The kernel's ceiling (`WASMFW_MAX_FUEL`, about 2 ms of one CPU per
+/// packet: kmod/wasmfw/wasmfw_uapi.h), so `check` refuses what `load` would.
+pub const MAX_FUEL: u64 = uapi::MAX_FUEL;
+pub const MAX_MEMORY_LIMIT: u64 = uapi::MAX_MEMORY_LIMIT;
 const WASM_PAGE: u64 = 65_536;
 
 /// A policy error: `file:line: key 'k': message`.

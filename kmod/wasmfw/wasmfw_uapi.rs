@@ -1,0 +1,329 @@
+//! The /dev/wasmfw ioctl interface, defined once for Rust: the module
+//! (`wasmfw_main.rs`) and the CLI (`ctl/src/kmod.rs`) both include this
+//! file. `wasmfw_uapi.h` is its C twin (where each limit's reason is
+//! documented); `ctl/tests/uapi_layout.rs` compiles the header and checks
+//! every struct, field offset, constant and ioctl number against
+//! [`LAYOUTS`] and [`CONSTANTS`], and `kmod/tests/wfioctl.py` packs its
+//! requests from the same tables (`wasmfw uapi-layout`).
+//!
+//! `core` only: the module builds it `no_std`. Every struct is `repr(C)`,
+//! 8-byte aligned, with explicit padding and pointers as `u64`, so its
+//! bytes are all initialised and any bit pattern is valid.
+#![allow(dead_code, unreachable_pub)]
+
+use core::mem::{offset_of, size_of};
+
+pub const UAPI_VERSION: u32 = 4;
+pub const NAME_LEN: usize = 32;
+pub const IFNAME_LEN: usize = 16;
+pub const POLICY_LEN: usize = 128;
+/// Bytes of a module.
+pub const MAX_WASM: u32 = 1 << 20;
+pub const MAX_CONFIG: u32 = 8192;
+/// Bytes of a packet a filter sees.
+pub const MAX_PACKET: u32 = 2048;
+/// Fuel per packet (the time budget it stands for: wasmfw_uapi.h).
+pub const MAX_FUEL: u64 = 1_000_000;
+pub const MAX_TEST_REPEAT: u32 = 100_000_000;
+/// Bytes of a TEST_RUN packet (a jumbo frame).
+pub const MAX_TEST_PACKET: u32 = 9216;
+/// Bytes of the error buffer of LOAD the module fills at most.
+pub const MAX_ERR: u32 = 4096;
+/// Bytes one MAP_DUMP call writes at most.
+pub const MAX_DUMP: u64 = 16 << 20;
+/// `memory_limit`, bytes per instance.
+pub const MIN_MEMORY_LIMIT: u64 = 64 << 10;
+pub const MAX_MEMORY_LIMIT: u64 = 64 << 20;
+/// Filters loaded at once.
+pub const MAX_FILTERS: u32 = 64;
+/// XDP attachments at once (the bridge's slots).
+pub const MAX_XDP_ATTACHMENTS: u32 = 64;
+/// Records of a filter's log ring (allocated at load, ~72 KiB).
+pub const LOG_RING_RECORDS: u32 = 256;
+/// Bytes of a logged line kept (the ABI's MAX_LOG_LEN).
+pub const LOG_MSG_LEN: usize = 256;
+
+pub const HOOK_NETFILTER: u32 = 1;
+pub const HOOK_XDP: u32 = 2;
+pub const MAP_HASH: u32 = 1;
+pub const MAP_PERCPU_ARRAY: u32 = 2;
+pub const MAP_UPDATE: u32 = 1;
+pub const MAP_DELETE: u32 = 2;
+pub const LINK_ETHERNET: u32 = 1;
+pub const LINK_RAW_IP: u32 = 2;
+
+/// One field of a struct as C lays it out.
+pub struct FieldLayout {
+    pub name: &'static str,
+    pub offset: usize,
+    pub size: usize,
+}
+
+/// One struct: its C name (`struct wasmfw_<c_name>`), size and fields.
+pub struct StructLayout {
+    pub c_name: &'static str,
+    pub size: usize,
+    pub fields: &'static [FieldLayout],
+}
+
+/// Declares the structs and [`LAYOUTS`] from one list, so the table
+/// cannot drift from the definitions.
+macro_rules! uapi_structs {
+    ($( $(#[$meta:meta])* struct $name:ident = $c_name:literal {
+        $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)?
+    } )*) => {
+        $(
+            $(#[$meta])*
+            #[repr(C)]
+            #[derive(Clone, Copy)]
+            pub struct $name { $( $(#[$fmeta])* pub $field: $ty ),* }
+        )*
+        /// Every struct of the interface, as the C header must lay it out.
+        pub const LAYOUTS: &[StructLayout] = &[$(
+            StructLayout {
+                c_name: $c_name,
+                size: size_of::<$name>(),
+                fields: &[$( FieldLayout {
+                    name: stringify!($field),
+                    offset: offset_of!($name, $field),
+                    size: size_of::<$ty>(),
+                } ),*],
+            }
+        ),*];
+    };
+}
+
+uapi_structs! {
+    struct Load = "load" {
+        /// In: module bytes.
+        wasm: u64,
+        /// In: `key=value` parameter text.
+        config: u64,
+        wasm_len: u32,
+        config_len: u32,
+        /// Per packet.
+        fuel: u64,
+        /// Bytes.
+        memory_limit: u64,
+        /// 0 pass, 1 drop.
+        on_fault: u32,
+        /// Out: the filter's id.
+        id: u32,
+        name: [u8; NAME_LEN],
+        policy: [u8; POLICY_LEN],
+        /// In: a buffer for a one-line error.
+        err: u64,
+        err_len: u32,
+        /// Out: kernel stack the load used, bytes.
+        stack_used: u32,
+    }
+
+    struct Attach = "attach" {
+        id: u32,
+        hook: u32,
+        /// In the caller's network namespace.
+        ifname: [u8; IFNAME_LEN],
+    }
+
+    struct Detach = "detach" {
+        ifname: [u8; IFNAME_LEN],
+    }
+
+    struct Unload = "unload" {
+        id: u32,
+        pad: u32,
+    }
+
+    struct Info = "info" {
+        id: u32,
+        /// 0 = loaded, not attached.
+        hook: u32,
+        ifindex: u32,
+        on_fault: u32,
+        ifname: [u8; IFNAME_LEN],
+        name: [u8; NAME_LEN],
+        policy: [u8; POLICY_LEN],
+        fuel: u64,
+        memory_limit: u64,
+        /// The attachment's network namespace (inode of /proc/PID/ns/net),
+        /// 0 when not attached.
+        netns_ino: u64,
+    }
+
+    /// LIST: an array of [`Info`] to fill and its size.
+    struct List = "list" {
+        buf: u64,
+        cap: u32,
+        /// Out: filters loaded (may exceed cap).
+        count: u32,
+    }
+
+    /// COUNTERS and MAPS: one filter's array to fill.
+    struct IdList = "counters" {
+        id: u32,
+        cap: u32,
+        buf: u64,
+        /// Out.
+        count: u32,
+        pad: u32,
+    }
+
+    struct Counter = "counter" {
+        name: [u8; NAME_LEN],
+        value: u64,
+    }
+
+    struct MapInfo = "map_info" {
+        name: [u8; NAME_LEN],
+        /// [`MAP_HASH`] or [`MAP_PERCPU_ARRAY`].
+        kind: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+    }
+
+    struct MapOp = "map_op" {
+        id: u32,
+        /// [`MAP_UPDATE`] or [`MAP_DELETE`].
+        op: u32,
+        map: [u8; NAME_LEN],
+        key: u64,
+        value: u64,
+        key_len: u32,
+        value_len: u32,
+        /// Out: ABI code (0 ok, 1 deleted, <0 error).
+        result: i32,
+        pad: u32,
+    }
+
+    /// One page of a map: records of `u32` CPU (little-endian), key bytes,
+    /// value bytes; whole records only. Cursor 0 starts; call again with
+    /// the returned cursor until it is 0.
+    struct MapDump = "map_dump" {
+        id: u32,
+        /// In: where to start; out: where to go on, 0 = done.
+        cursor: u32,
+        map: [u8; NAME_LEN],
+        buf: u64,
+        /// Bytes at buf (at most [`MAX_DUMP`] used).
+        cap: u64,
+        /// Out: bytes written.
+        len: u64,
+    }
+
+    /// Runs a loaded filter `repeat` times on one packet, in the kernel.
+    struct TestRun = "test_run" {
+        id: u32,
+        /// [`LINK_ETHERNET`] or [`LINK_RAW_IP`].
+        link: u32,
+        packet: u64,
+        packet_len: u32,
+        repeat: u32,
+        /// Out: 0 pass, 1 drop.
+        verdict: u32,
+        pad: u32,
+        /// Out: time for all runs.
+        total_ns: u64,
+    }
+
+    /// One line a filter logged, its bytes as the filter wrote them.
+    struct LogRecord = "log_record" {
+        /// 0, 1, 2 ... per filter.
+        seq: u64,
+        /// `ktime_get_ns()` (CLOCK_MONOTONIC) when logged.
+        ts_ns: u64,
+        cpu: u32,
+        /// 0 error, 1 warn, 2 info, 3 debug.
+        level: u32,
+        /// Bytes of msg used.
+        len: u32,
+        pad: u32,
+        msg: [u8; LOG_MSG_LEN],
+    }
+
+    /// LOG_READ: a filter's log records from seq `cursor` on (0: the
+    /// oldest held); call again with the returned cursor to follow.
+    struct LogRead = "log_read" {
+        id: u32,
+        /// Records at buf.
+        cap: u32,
+        /// [`LogRecord`]`[cap]`.
+        buf: u64,
+        /// In: first seq wanted; out: next seq to ask for.
+        cursor: u64,
+        /// Out: records asked for but overwritten.
+        lost: u64,
+        /// Out: the filter's `log_dropped` counter.
+        dropped: u64,
+        /// Out: records written.
+        count: u32,
+        pad: u32,
+    }
+}
+
+/// `_IOC(dir, 0xf7, nr, size)` as <asm-generic/ioctl.h> encodes it.
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | ((IOC_MAGIC as u32) << 8) | nr
+}
+pub const IOC_MAGIC: u8 = 0xf7;
+const W: u32 = 1;
+const R: u32 = 2;
+pub const IOC_VERSION: u32 = ioc(R, 0, size_of::<u32>());
+pub const IOC_LOAD: u32 = ioc(R | W, 1, size_of::<Load>());
+pub const IOC_ATTACH: u32 = ioc(W, 2, size_of::<Attach>());
+pub const IOC_DETACH: u32 = ioc(W, 3, size_of::<Detach>());
+pub const IOC_UNLOAD: u32 = ioc(W, 4, size_of::<Unload>());
+pub const IOC_LIST: u32 = ioc(R | W, 5, size_of::<List>());
+pub const IOC_COUNTERS: u32 = ioc(R | W, 6, size_of::<IdList>());
+pub const IOC_MAPS: u32 = ioc(R | W, 7, size_of::<IdList>());
+pub const IOC_MAP_OP: u32 = ioc(R | W, 8, size_of::<MapOp>());
+pub const IOC_MAP_DUMP: u32 = ioc(R | W, 9, size_of::<MapDump>());
+pub const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
+pub const IOC_LOG_READ: u32 = ioc(R | W, 11, size_of::<LogRead>());
+
+/// Every constant the C header defines, by its C name: checked against
+/// the header, and read by wfioctl.py.
+pub const CONSTANTS: &[(&str, u64)] = &[
+    ("WASMFW_UAPI_VERSION", UAPI_VERSION as u64),
+    ("WASMFW_NAME_LEN", NAME_LEN as u64),
+    ("WASMFW_IFNAME_LEN", IFNAME_LEN as u64),
+    ("WASMFW_POLICY_LEN", POLICY_LEN as u64),
+    ("WASMFW_MAX_WASM", MAX_WASM as u64),
+    ("WASMFW_MAX_CONFIG", MAX_CONFIG as u64),
+    ("WASMFW_MAX_PACKET", MAX_PACKET as u64),
+    ("WASMFW_MAX_FUEL", MAX_FUEL),
+    ("WASMFW_MAX_TEST_REPEAT", MAX_TEST_REPEAT as u64),
+    ("WASMFW_MAX_TEST_PACKET", MAX_TEST_PACKET as u64),
+    ("WASMFW_MAX_ERR", MAX_ERR as u64),
+    ("WASMFW_MAX_DUMP", MAX_DUMP),
+    ("WASMFW_MIN_MEMORY_LIMIT", MIN_MEMORY_LIMIT),
+    ("WASMFW_MAX_MEMORY_LIMIT", MAX_MEMORY_LIMIT),
+    ("WASMFW_MAX_FILTERS", MAX_FILTERS as u64),
+    ("WASMFW_MAX_XDP_ATTACHMENTS", MAX_XDP_ATTACHMENTS as u64),
+    ("WASMFW_LOG_RING_RECORDS", LOG_RING_RECORDS as u64),
+    ("WASMFW_LOG_MSG_LEN", LOG_MSG_LEN as u64),
+    ("WASMFW_HOOK_NETFILTER", HOOK_NETFILTER as u64),
+    ("WASMFW_HOOK_XDP", HOOK_XDP as u64),
+    ("WASMFW_MAP_HASH", MAP_HASH as u64),
+    ("WASMFW_MAP_PERCPU_ARRAY", MAP_PERCPU_ARRAY as u64),
+    ("WASMFW_MAP_UPDATE", MAP_UPDATE as u64),
+    ("WASMFW_MAP_DELETE", MAP_DELETE as u64),
+    ("WASMFW_LINK_ETHERNET", LINK_ETHERNET as u64),
+    ("WASMFW_LINK_RAW_IP", LINK_RAW_IP as u64),
+    ("WASMFW_IOC_VERSION", IOC_VERSION as u64),
+    ("WASMFW_IOC_LOAD", IOC_LOAD as u64),
+    ("WASMFW_IOC_ATTACH", IOC_ATTACH as u64),
+    ("WASMFW_IOC_DETACH", IOC_DETACH as u64),
+    ("WASMFW_IOC_UNLOAD", IOC_UNLOAD as u64),
+    ("WASMFW_IOC_LIST", IOC_LIST as u64),
+    ("WASMFW_IOC_COUNTERS", IOC_COUNTERS as u64),
+    ("WASMFW_IOC_MAPS", IOC_MAPS as u64),
+    ("WASMFW_IOC_MAP_OP", IOC_MAP_OP as u64),
+    ("WASMFW_IOC_MAP_DUMP", IOC_MAP_DUMP as u64),
+    ("WASMFW_IOC_TEST_RUN", IOC_TEST_RUN as u64),
+    ("WASMFW_IOC_LOG_READ", IOC_LOG_READ as u64),
+];
+
+/// C structs with the layout of another one in [`LAYOUTS`]: (C name, the
+/// one whose layout it has).
+pub const SAME_LAYOUT: &[(&str, &str)] = &[("maps", "counters")];
