@@ -19,6 +19,7 @@ fn errors_are_json_with_json() {
         vec!["-j", "no-such-command"],
         vec!["load", "--json"],
         vec!["map", "list", "--iface", "no-such-if0", "--json"],
+        vec!["log", "--iface", "no-such-if0", "--json"],
         vec!["check", "no/such.wasm", "--json"],
         vec!["--netns", "no-such-netns", "status", "--json"],
     ] {
