@@ -19,10 +19,7 @@ pub fn run(iface: &str, follow: bool, json: bool) -> Result<()> {
     check_privileges("reading a filter's log")?;
     let ns = netns::current()?;
     match attached_here(ns, iface)? {
-        Attached::Wasm(id) => {
-            let name = kmod_attached(ns, iface)?.map(|i| i.name()).unwrap_or_default();
-            wasm(id, &name, follow, json)
-        }
+        Attached::Wasm(id) => wasm(ns, iface, id, follow, json),
         Attached::Ebpf(prog_id) => {
             let name = records::read(ns, iface).map(|e| e.filter).unwrap_or_default();
             ebpf(prog_id, &name, follow, json)
@@ -63,16 +60,29 @@ fn print_lost(json: bool, lost: u64, dropped: u64) {
     }
 }
 
-fn wasm(id: u32, name: &str, follow: bool, json: bool) -> Result<()> {
+/// Follows the filter on (`ns`, `iface`); with `-f`, a replacement
+/// (`load --replace`: a new filter, a new ring) is followed from its start.
+fn wasm(ns: u64, iface: &str, mut id: u32, follow: bool, json: bool) -> Result<()> {
     let dev = Device::open()?;
+    let mut name = kmod_attached(ns, iface)?.map(|i| i.name()).unwrap_or_default();
     let mut cursor = 0u64;
     loop {
-        let page = dev.log_read(id, cursor)?;
+        let page = match dev.log_read(id, cursor) {
+            Ok(page) => page,
+            Err(e) if follow => match kmod_attached(ns, iface)? {
+                Some(info) if info.id != id => {
+                    (id, name, cursor) = (info.id, info.name(), 0);
+                    continue;
+                }
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         if page.lost > 0 {
             print_lost(json, page.lost, page.dropped);
         }
         for r in &page.records {
-            print_line(json, r.ts_ns, Some(r.cpu), level_name(r.level), name, Some(r.seq), &printable(r.msg()));
+            print_line(json, r.ts_ns, Some(r.cpu), level_name(r.level), &name, Some(r.seq), &printable(r.msg()));
         }
         cursor = page.next;
         // A full page: more may be waiting right now.

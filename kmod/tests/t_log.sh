@@ -3,7 +3,8 @@
 # it sees ("echo seq=NNNNN"). N pings give N lines in order with rising
 # timestamps, and none in the kernel log; a flood overwrites the ring (lost
 # lines reported, log_dropped counted exactly, no splat); -f follows new
-# lines; log_to_kernel=1 copies lines to the kernel log; XDP logs too.
+# lines (and a replacement filter's); log_to_kernel=1 copies lines to the
+# kernel log; XDP logs too; the cost of a line (test-run).
 . "$(dirname "$0")/lib.sh"
 ensure_module
 pair_up
@@ -51,10 +52,14 @@ fpid=$!
 sleep 1
 read -r s _ < <(ping4 5)
 sleep 1
+# A replacement filter (new id, new ring) is followed from its start.
+out=$(wf load "$TF/log.wasm" --iface vb --hook netfilter --replace 2>&1) || fail "load --replace: $out"
+read -r s _ < <(ping4 2)
+sleep 1
 kill "$fpid"; wait "$fpid" 2>/dev/null || true
-tail -6 "$fl" | sed 's/^/    /'
-expect_eq "$(seqs "$(tail -n 5 "$fl")")" "1 2 3 4 5 " "-f: the 5 new lines, in order, after the $RING held"
-expect_eq "$(grep -c 'echo seq=' "$fl" || true)" $((RING + 5)) "-f: lines printed"
+tail -8 "$fl" | sed 's/^/    /'
+expect_eq "$(seqs "$(tail -n 7 "$fl")")" "1 2 3 4 5 1 2 " "-f: the 5 new lines, then the replacement's 2, in order, after the $RING held"
+expect_eq "$(grep -c 'echo seq=' "$fl" || true)" $((RING + 7)) "-f: lines printed"
 
 # log_to_kernel=1: lines go to the kernel log as well (rate limited).
 echo 1 > $P/log_to_kernel
@@ -71,3 +76,13 @@ read -r s _ < <(ping4 3)
 out=$(wf log --iface vb 2>&1) || fail "wasmfw log (XDP) failed: $out"
 expect_eq "$(seqs "$out")" "1 2 3 " "XDP: sequence numbers, in order"
 unload
+
+# Cost of a logged line in the kernel (TEST_RUN, process context with
+# bottom halves off: the ring write path there too): log.wasm on packet 0
+# of mixed.pcap (an IPv4 echo request: formats and logs a line) against
+# packet 1 (an IPv4 echo reply of the same size: returns before logging).
+out=$("$W" test-run "$TF/log.wasm" --pcap "$TF/mixed.pcap" --repeat 20000 --json) || fail "test-run log.wasm: $out"
+ns0=$(jq -s -r '.[] | select(.index == 0) | .ns_per_run | floor' <<< "$out")
+ns1=$(jq -s -r '.[] | select(.index == 1) | .ns_per_run | floor' <<< "$out")
+say "test-run log.wasm: echo request (logged) $ns0 ns/run, echo reply (not logged) $ns1 ns/run"
+figure "log_line_ns[test-run, logged - not logged]" $((ns0 - ns1))
