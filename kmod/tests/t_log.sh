@@ -56,7 +56,7 @@ sleep 1
 out=$(wf load "$TF/log.wasm" --iface vb --hook netfilter --replace 2>&1) || fail "load --replace: $out"
 read -r s _ < <(ping4 2)
 sleep 1
-kill "$fpid"; wait "$fpid" 2>/dev/null || true
+kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true
 tail -8 "$fl" | sed 's/^/    /'
 expect_eq "$(seqs "$(tail -n 7 "$fl")")" "1 2 3 4 5 1 2 " "-f: the 5 new lines, then the replacement's 2, in order, after the $RING held"
 expect_eq "$(grep -c 'echo seq=' "$fl" || true)" $((RING + 7)) "-f: lines printed"
