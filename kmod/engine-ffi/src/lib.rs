@@ -325,7 +325,7 @@ pub unsafe extern "C" fn wf_counters(f: *const WfFilter, out: *mut WfCounter, ca
 }
 
 /// The counter of log records overwritten before any reader got them.
-const LOG_DROPPED: &str = "log_dropped";
+const LOG_DROPPED: &str = wasmfw_engine::HOST_COUNTERS[0];
 
 /// The filter's log ring, for WASMFW_IOC_LOG_READ (wasmfw_logring_read).
 ///

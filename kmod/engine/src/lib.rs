@@ -135,6 +135,9 @@ impl std::error::Error for LoadError {}
 
 /// Counters every host keeps per filter, before the filter's own.
 pub const BUILTIN_COUNTERS: [&str; 5] = ["packets", "pass", "drop", "fault_trap", "fault_fuel"];
+/// Counters a host may report after the filter's own (the kernel module:
+/// log records overwritten unread, docs/logs.md): reserved names too.
+pub const HOST_COUNTERS: [&str; 1] = ["log_dropped"];
 const C_PACKETS: usize = 0;
 const C_PASS: usize = 1;
 const C_DROP: usize = 2;
