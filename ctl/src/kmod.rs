@@ -13,7 +13,7 @@ pub const DEVICE: &str = "/dev/wasmfw";
 #[path = "../../kmod/wasmfw/wasmfw_uapi.rs"]
 pub mod uapi;
 use uapi::*;
-pub use uapi::{Info, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOAD_AUDIT, MAP_HASH, MAP_PERCPU_ARRAY};
+pub use uapi::{Info, LogRecord, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOAD_AUDIT, LOG_RING_RECORDS, MAP_HASH, MAP_PERCPU_ARRAY};
 pub use uapi::{CAPTURE_DROP, CAPTURE_FAULT, CAPTURE_PASS, CAPTURE_SNAPLEN};
 
 /// One packet the module recorded (`wasmfw capture`).
@@ -74,6 +74,24 @@ pub fn uapi_layout_json() -> serde_json::Value {
 
 /// Bytes one MAP_DUMP call asks for.
 const MAP_DUMP_PAGE: usize = 1 << 20;
+
+impl LogRecord {
+    /// The filter's bytes (UTF-8 by the ABI, not checked by the kernel).
+    pub fn msg(&self) -> &[u8] {
+        &self.msg[..(self.len as usize).min(LOG_MSG_LEN)]
+    }
+}
+
+/// What one LOG_READ returned.
+pub struct LogPage {
+    pub records: Vec<LogRecord>,
+    /// The cursor to read on from.
+    pub next: u64,
+    /// Records from the cursor on overwritten before this read.
+    pub lost: u64,
+    /// The filter's `log_dropped` counter.
+    pub dropped: u64,
+}
 
 fn cstr(b: &[u8]) -> String {
     let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -247,6 +265,16 @@ impl Device {
             }
             cursor = req.cursor;
         }
+    }
+
+    /// Filter `id`'s log records from seq `cursor` on (0: the oldest held).
+    pub fn log_read(&self, id: u32, cursor: u64) -> Result<LogPage> {
+        let zero = LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] };
+        let mut buf = vec![zero; LOG_RING_RECORDS as usize];
+        let mut req = LogRead { id, cap: LOG_RING_RECORDS, buf: buf.as_mut_ptr() as u64, cursor, lost: 0, dropped: 0, count: 0, pad: 0 };
+        self.ioctl(IOC_LOG_READ, &mut req).map_err(|e| explain(&format!("reading the log of filter {id}"), e))?;
+        buf.truncate(req.count.min(LOG_RING_RECORDS) as usize);
+        Ok(LogPage { records: buf, next: req.cursor, lost: req.lost, dropped: req.dropped })
     }
 
     /// Runs filter `id` `repeat` times on `packet` in the kernel: verdict

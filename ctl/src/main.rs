@@ -6,6 +6,7 @@ mod attachments;
 mod capture;
 mod check;
 mod kmod;
+mod log;
 mod manage;
 mod maps;
 mod netns;
@@ -164,6 +165,16 @@ enum Cmd {
     /// pcapng file (verdict and filter in each packet's comment), until
     /// -c packets, --duration seconds or Ctrl-C.
     Capture(capture::CaptureArgs),
+    /// Print the `log` lines of the filter on an interface, oldest first:
+    /// `TIME CPU LEVEL FILTER message` (TIME: CLOCK_MONOTONIC seconds, as
+    /// in dmesg), and how many were lost to a full ring.
+    Log {
+        #[arg(long)]
+        iface: String,
+        /// Keep printing new lines until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Print the module interface this wasmfw was built with (structs,
     /// offsets, constants, ioctl numbers) as JSON: for tools that speak the
     /// ioctls directly, like the guest tests' wfioctl.py.
@@ -233,6 +244,7 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
         Cmd::Poll { iface, interval, count } => status::poll(iface.as_deref(), interval, count, json),
         Cmd::Map(cmd) => maps::run(&cmd, json),
         Cmd::Capture(args) => capture::run(&args, json),
+        Cmd::Log { iface, follow } => log::run(&iface, follow, json),
         Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wasmfw", &mut std::io::stdout());

@@ -20,6 +20,7 @@ fn errors_are_json_with_json() {
         vec!["load", "--json"],
         vec!["map", "list", "--iface", "no-such-if0", "--json"],
         vec!["capture", "--iface", "no-such-if0", "--verdict", "drop", "-w", "/nonexistent/x.pcapng", "--json"],
+        vec!["log", "--iface", "no-such-if0", "--json"],
         vec!["check", "no/such.wasm", "--json"],
         vec!["--netns", "no-such-netns", "status", "--json"],
     ] {

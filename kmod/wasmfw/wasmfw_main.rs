@@ -82,6 +82,8 @@ extern "C" {
     fn wasmfw_capture_start(net: *mut c_void, ifindex: c_int, hook: u32, id: u32, verdicts: u32, snaplen: u32) -> c_int;
     fn wasmfw_capture_stop(id: u32, any_owner: bool) -> c_int;
     fn wasmfw_capture_take(id: u32, out: *mut u8, cap: usize, count: *mut u32, lost: *mut u64) -> c_long;
+    fn wf_log_ring(f: *const WfFilter) -> *mut c_void;
+    fn wasmfw_logring_read(ring: *mut c_void, cursor: *mut u64, out: *mut LogRecord, cap: u32, lost: *mut u64, dropped: *mut u64) -> u32;
 }
 
 #[path = "wasmfw_uapi.rs"]
@@ -112,6 +114,9 @@ unsafe impl FromBytes for CaptureCtl {}
 unsafe impl FromBytes for CaptureRead {}
 unsafe impl AsBytes for CaptureRead {}
 unsafe impl AsBytes for TestRun {}
+unsafe impl AsBytes for LogRecord {}
+unsafe impl FromBytes for LogRead {}
+unsafe impl AsBytes for LogRead {}
 
 // ---- the registry of loaded filters ------------------------------------------
 
@@ -461,8 +466,8 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
 }
 
 /// Most counters a filter has: the builtin ones (engine's
-/// BUILTIN_COUNTERS) plus ABI v1's 32.
-const MAX_COUNTERS: usize = 6 + 32;
+/// BUILTIN_COUNTERS), `log_dropped` (HOST_COUNTERS) and ABI v1's 32.
+const MAX_COUNTERS: usize = 6 + 1 + 32;
 /// Most maps a filter has (ABI v1).
 const MAX_MAPS: usize = 16;
 
@@ -550,6 +555,28 @@ fn map_dump(reg: &mut Registry, arg: usize) -> Result {
     UserSlice::new(req.buf as usize, n).writer().write_slice(&buf[..n])?;
     req.len = n as u64;
     req.cursor = u32::try_from(cursor).map_err(|_| EINVAL)?;
+    write(arg, &req)
+}
+
+/// The filter's log records from `cursor` on (0: the oldest held), at
+/// most `cap` (and at most a ring's worth) per call; `lost` = records from
+/// the cursor on that were overwritten before this read.
+fn log_read(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: LogRead = read(arg)?;
+    let f = reg.get(req.id)?.filter;
+    let cap = req.cap.min(LOG_RING_RECORDS);
+    let mut buf = zeroed(cap as usize, LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] })?;
+    let (mut cursor, mut lost, mut dropped) = (req.cursor, 0u64, 0u64);
+    // SAFETY: f is live (the control mutex is held); buf has `cap` records.
+    let n = unsafe { wasmfw_logring_read(wf_log_ring(f), &mut cursor, buf.as_mut_ptr(), cap, &mut lost, &mut dropped) };
+    let mut out = UserSlice::new(req.buf as usize, cap as usize * size_of::<LogRecord>()).writer();
+    for r in buf.iter().take(n.min(cap) as usize) {
+        out.write(r)?;
+    }
+    req.count = n.min(cap);
+    req.cursor = cursor;
+    req.lost = lost;
+    req.dropped = dropped;
     write(arg, &req)
 }
 
@@ -664,6 +691,7 @@ fn dispatch(reg: &mut Registry, cmd: u32, arg: usize) -> Result {
         IOC_MAP_DUMP => map_dump(reg, arg),
         IOC_CAPTURE_CTL => capture_ctl(reg, arg),
         IOC_CAPTURE_READ => capture_read(arg),
+        IOC_LOG_READ => log_read(reg, arg),
         // The glue sends TEST_RUN to wasmfw_rs_test_run, without the mutex.
         IOC_TEST_RUN => Err(EINVAL),
         _ => Err(ENOTTY),

@@ -14,7 +14,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define WASMFW_UAPI_VERSION 5     /* 2: wasmfw_info.netns_ino; 3: MAP_DUMP pages; 4: load/info flags; 5: CAPTURE_CTL/READ */
+#define WASMFW_UAPI_VERSION 6     /* 2: wasmfw_info.netns_ino; 3: MAP_DUMP pages; 4: load/info flags; 5: CAPTURE_CTL/READ; 6: LOG_READ */
 #define WASMFW_NAME_LEN 32
 #define WASMFW_IFNAME_LEN 16
 #define WASMFW_POLICY_LEN 128
@@ -39,6 +39,14 @@
 #define WASMFW_MAX_MEMORY_LIMIT (64u << 20)
 #define WASMFW_MAX_FILTERS 64               /* loaded at once */
 #define WASMFW_MAX_XDP_ATTACHMENTS 64       /* XDP slots (WASMFW_XDP_SLOTS) */
+/*
+ * Each loaded filter has a ring of this many log records (allocated at
+ * load, ~72 KiB): the packet path overwrites the oldest record when the
+ * ring is full; records no reader had seen count in the filter's
+ * `log_dropped` counter.
+ */
+#define WASMFW_LOG_RING_RECORDS 256
+#define WASMFW_LOG_MSG_LEN 256              /* bytes of a line kept (the ABI's MAX_LOG_LEN) */
 
 #define WASMFW_HOOK_NETFILTER 1         /* IPv4+IPv6 PRE_ROUTING, one interface */
 #define WASMFW_HOOK_XDP 2               /* through xdp-bridge (issue 5) */
@@ -229,6 +237,33 @@ struct wasmfw_capture_read {
 	__u64 lost;                     /* out: records dropped (ring full) since START */
 };
 
+/* One line a filter logged: its bytes as the filter wrote them (UTF-8 by
+ * the ABI, not checked: a reader must neutralise control characters). */
+struct wasmfw_log_record {
+	__u64 seq;                      /* 0, 1, 2 ... per filter */
+	__u64 ts_ns;                    /* ktime_get_ns() when logged */
+	__u32 cpu;
+	__u32 level;                    /* 0 error, 1 warn, 2 info, 3 debug */
+	__u32 len;                      /* bytes of msg used */
+	__u32 pad;
+	__u8 msg[WASMFW_LOG_MSG_LEN];
+};
+
+/* Reads a filter's log records from sequence number `cursor` on (0: the
+ * oldest still held). Records older than the oldest held were overwritten:
+ * `lost` says how many of those the cursor asked for. Call again with the
+ * cursor returned to follow the log. */
+struct wasmfw_log_read {
+	__u32 id;
+	__u32 cap;                      /* records at buf */
+	__u64 buf;                      /* struct wasmfw_log_record[cap] */
+	__u64 cursor;                   /* in: first seq wanted; out: next seq to ask for */
+	__u64 lost;                     /* out: records asked for but overwritten */
+	__u64 dropped;                  /* out: the filter's log_dropped counter */
+	__u32 count;                    /* out: records written */
+	__u32 pad;
+};
+
 #define WASMFW_IOC_MAGIC 0xf7
 #define WASMFW_IOC_VERSION   _IOR(WASMFW_IOC_MAGIC, 0, __u32)
 #define WASMFW_IOC_LOAD      _IOWR(WASMFW_IOC_MAGIC, 1, struct wasmfw_load)
@@ -243,5 +278,6 @@ struct wasmfw_capture_read {
 #define WASMFW_IOC_TEST_RUN  _IOWR(WASMFW_IOC_MAGIC, 10, struct wasmfw_test_run)
 #define WASMFW_IOC_CAPTURE_CTL  _IOW(WASMFW_IOC_MAGIC, 12, struct wasmfw_capture_ctl)
 #define WASMFW_IOC_CAPTURE_READ _IOWR(WASMFW_IOC_MAGIC, 13, struct wasmfw_capture_read)
+#define WASMFW_IOC_LOG_READ  _IOWR(WASMFW_IOC_MAGIC, 11, struct wasmfw_log_read)
 
 #endif

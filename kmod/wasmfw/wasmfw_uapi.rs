@@ -13,7 +13,7 @@
 
 use core::mem::{offset_of, size_of};
 
-pub const UAPI_VERSION: u32 = 5;
+pub const UAPI_VERSION: u32 = 6;
 pub const NAME_LEN: usize = 32;
 pub const IFNAME_LEN: usize = 16;
 pub const POLICY_LEN: usize = 128;
@@ -38,6 +38,10 @@ pub const MAX_MEMORY_LIMIT: u64 = 64 << 20;
 pub const MAX_FILTERS: u32 = 64;
 /// XDP attachments at once (the bridge's slots).
 pub const MAX_XDP_ATTACHMENTS: u32 = 64;
+/// Records of a filter's log ring (allocated at load, ~72 KiB).
+pub const LOG_RING_RECORDS: u32 = 256;
+/// Bytes of a logged line kept (the ABI's MAX_LOG_LEN).
+pub const LOG_MSG_LEN: usize = 256;
 
 pub const HOOK_NETFILTER: u32 = 1;
 pub const HOOK_XDP: u32 = 2;
@@ -293,6 +297,40 @@ uapi_structs! {
         /// Out: records dropped (ring full) since START.
         lost: u64,
     }
+
+    /// One line a filter logged, its bytes as the filter wrote them.
+    struct LogRecord = "log_record" {
+        /// 0, 1, 2 ... per filter.
+        seq: u64,
+        /// `ktime_get_ns()` (CLOCK_MONOTONIC) when logged.
+        ts_ns: u64,
+        cpu: u32,
+        /// 0 error, 1 warn, 2 info, 3 debug.
+        level: u32,
+        /// Bytes of msg used.
+        len: u32,
+        pad: u32,
+        msg: [u8; LOG_MSG_LEN],
+    }
+
+    /// LOG_READ: a filter's log records from seq `cursor` on (0: the
+    /// oldest held); call again with the returned cursor to follow.
+    struct LogRead = "log_read" {
+        id: u32,
+        /// Records at buf.
+        cap: u32,
+        /// [`LogRecord`]`[cap]`.
+        buf: u64,
+        /// In: first seq wanted; out: next seq to ask for.
+        cursor: u64,
+        /// Out: records asked for but overwritten.
+        lost: u64,
+        /// Out: the filter's `log_dropped` counter.
+        dropped: u64,
+        /// Out: records written.
+        count: u32,
+        pad: u32,
+    }
 }
 
 /// `_IOC(dir, 0xf7, nr, size)` as <asm-generic/ioctl.h> encodes it.
@@ -315,6 +353,7 @@ pub const IOC_MAP_DUMP: u32 = ioc(R | W, 9, size_of::<MapDump>());
 pub const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
 pub const IOC_CAPTURE_CTL: u32 = ioc(W, 12, size_of::<CaptureCtl>());
 pub const IOC_CAPTURE_READ: u32 = ioc(R | W, 13, size_of::<CaptureRead>());
+pub const IOC_LOG_READ: u32 = ioc(R | W, 11, size_of::<LogRead>());
 
 /// Every constant the C header defines, by its C name: checked against
 /// the header, and read by wfioctl.py.
@@ -335,6 +374,8 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("WASMFW_MAX_MEMORY_LIMIT", MAX_MEMORY_LIMIT),
     ("WASMFW_MAX_FILTERS", MAX_FILTERS as u64),
     ("WASMFW_MAX_XDP_ATTACHMENTS", MAX_XDP_ATTACHMENTS as u64),
+    ("WASMFW_LOG_RING_RECORDS", LOG_RING_RECORDS as u64),
+    ("WASMFW_LOG_MSG_LEN", LOG_MSG_LEN as u64),
     ("WASMFW_HOOK_NETFILTER", HOOK_NETFILTER as u64),
     ("WASMFW_HOOK_XDP", HOOK_XDP as u64),
     ("WASMFW_MAP_HASH", MAP_HASH as u64),
@@ -367,6 +408,7 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("WASMFW_CAPTURE_STOP", CAPTURE_STOP as u64),
     ("WASMFW_IOC_CAPTURE_CTL", IOC_CAPTURE_CTL as u64),
     ("WASMFW_IOC_CAPTURE_READ", IOC_CAPTURE_READ as u64),
+    ("WASMFW_IOC_LOG_READ", IOC_LOG_READ as u64),
 ];
 
 /// C structs with the layout of another one in [`LAYOUTS`]: (C name, the

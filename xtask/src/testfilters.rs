@@ -12,6 +12,9 @@
 //!   chain the engine allows with a host call at the bottom, then drop
 //!   (kmod/tests/t_stack.sh measures the kernel stack a packet uses);
 //!   `too_deep.wasm`: one call deeper, a trap on every packet;
+//! - `log.wasm`: passes everything and logs `echo seq=NNNNN` (info, the
+//!   ICMP sequence number, 5 digits) for every IPv4 echo request, at
+//!   either hook (kmod/tests/t_log.sh);
 //! - `mixed.pcap`: IPv4/IPv6 echo requests and replies, TCP SYNs, UDP, for
 //!   `wasmfw test-run` against `wasmfw replay`.
 
@@ -25,7 +28,7 @@ use pcap_file::pcap::{PcapPacket, PcapWriter};
 use crate::deps::root;
 
 /// A minimal ABI v1 filter (the exports the engine requires) whose
-/// `wasmfw_filter(ptr, len) -> verdict` body is `body`.
+/// `wasmfw_filter(len, link) -> verdict` body is `body`.
 fn wat_filter(body: &str) -> Result<Vec<u8>> {
     let text = format!(
         r#"(module
@@ -60,7 +63,7 @@ fn deep_filter(extra: u32) -> Result<Vec<u8>> {
             (if (result i32) (i32.eqz (local.get $n))
               (then (drop (call $now)) (i32.const 0))
               (else (call $rec (i32.sub (local.get $n) (i32.const 1))))))
-          (func (export "wasmfw_filter") (param $ptr i32) (param $len i32) (result i32)
+          (func (export "wasmfw_filter") (param $len i32) (param $link i32) (result i32)
             (local $i i32)
             (local.set $i (i32.shl (local.get $len) (i32.const 3)))
             (block $done (loop $again
@@ -69,6 +72,42 @@ fn deep_filter(extra: u32) -> Result<Vec<u8>> {
               (br $again)))
             (i32.or (call $rec (i32.const {depth})) (i32.const 1))))"#
     );
+    Ok(wat::parse_str(text)?)
+}
+
+/// The per-packet logger: IPv4 echo requests (Ethernet at XDP, raw IP at
+/// netfilter) are logged with their sequence number; every packet passes.
+fn log_filter() -> Result<Vec<u8>> {
+    let text = r#"(module
+      (import "wasmfw" "log" (func $log (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "echo seq=")
+      (func (export "wasmfw_abi_version") (result i32) i32.const 1)
+      (func (export "wasmfw_buffer") (result i32) i32.const 1024)
+      (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+      (func (export "wasmfw_init") (param i32) (result i32) i32.const 0)
+      (func (export "wasmfw_filter") (param $len i32) (param $link i32) (result i32)
+        (local $l3 i32) (local $icmp i32) (local $seq i32) (local $i i32)
+        (local.set $l3 (i32.add (i32.const 1024)
+          (select (i32.const 14) (i32.const 0) (i32.eq (local.get $link) (i32.const 1)))))
+        (if (i32.ne (i32.shr_u (i32.load8_u (local.get $l3)) (i32.const 4)) (i32.const 4))
+          (then (return (i32.const 0))))
+        (if (i32.ne (i32.load8_u offset=9 (local.get $l3)) (i32.const 1))
+          (then (return (i32.const 0))))
+        (local.set $icmp (i32.add (local.get $l3)
+          (i32.shl (i32.and (i32.load8_u (local.get $l3)) (i32.const 15)) (i32.const 2))))
+        (if (i32.ne (i32.load8_u (local.get $icmp)) (i32.const 8))
+          (then (return (i32.const 0))))
+        (local.set $seq (i32.or (i32.shl (i32.load8_u offset=6 (local.get $icmp)) (i32.const 8))
+                                (i32.load8_u offset=7 (local.get $icmp))))
+        (local.set $i (i32.const 13))
+        (loop $digit
+          (i32.store8 (local.get $i) (i32.add (i32.const 48) (i32.rem_u (local.get $seq) (i32.const 10))))
+          (local.set $seq (i32.div_u (local.get $seq) (i32.const 10)))
+          (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+          (br_if $digit (i32.ge_u (local.get $i) (i32.const 9))))
+        (call $log (i32.const 2) (i32.const 0) (i32.const 14))
+        (i32.const 0)))"#;
     Ok(wat::parse_str(text)?)
 }
 
@@ -134,7 +173,7 @@ fn mixed_capture(path: &Path) -> Result<()> {
 pub fn build() -> Result<()> {
     let out = root().join("target/test-filters");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let files: [(&str, Vec<u8>); 6] = [
+    let files: [(&str, Vec<u8>); 7] = [
         ("loop.wasm", wat_filter("(loop $l (br $l)) i32.const 0")?),
         // 0x7fff0000 is far past the single 64 KiB page: every packet traps.
         ("oob.wasm", wat_filter("i32.const 0x7fff0000 i32.load drop i32.const 0")?),
@@ -142,6 +181,7 @@ pub fn build() -> Result<()> {
         ("garbage.wasm", garbage(512)),
         ("deep.wasm", deep_filter(0)?),
         ("too_deep.wasm", deep_filter(1)?),
+        ("log.wasm", log_filter()?),
     ];
     for (name, bytes) in &files {
         let p = out.join(name);

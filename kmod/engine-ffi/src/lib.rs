@@ -17,13 +17,16 @@ use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void};
 
 use wasmfw_engine::lock::{Ctx, HostLock};
-use wasmfw_engine::{Env, Filter, Instance, Limits, LoadError, Verdict};
+use wasmfw_engine::{Env, Filter, Instance, Limits, Verdict};
 
 extern "C" {
     fn wasmfw_host_alloc(size: usize, align: usize) -> *mut u8;
     fn wasmfw_host_free(ptr: *mut u8);
     fn wasmfw_host_now_ns() -> u64;
-    fn wasmfw_host_log(cookie: u64, level: c_int, msg: *const u8, len: usize);
+    fn wasmfw_host_logring_new(id: u64) -> *mut c_void;
+    fn wasmfw_host_logring_free(ring: *mut c_void);
+    fn wasmfw_host_logring_dropped(ring: *mut c_void) -> u64;
+    fn wasmfw_host_log(ring: *mut c_void, level: c_int, msg: *const u8, len: usize);
     fn wasmfw_host_panic(msg: *const u8, len: usize) -> !;
     fn wasmfw_host_lock_new() -> *mut c_void;
     fn wasmfw_host_lock_free(lock: *mut c_void);
@@ -103,8 +106,26 @@ impl core::fmt::Write for FixedBuf {
     }
 }
 
+/// The filter's log ring (wasmfw_glue.c, `wasmfw log`), owned: freed
+/// when the filter's environment is dropped, i.e. with the filter.
+struct LogRing(*mut c_void);
+
+// SAFETY: the ring is written under its own kernel spinlock from any CPU;
+// the pointer is owned by this value and freed once, in drop.
+unsafe impl Send for LogRing {}
+// SAFETY: as above.
+unsafe impl Sync for LogRing {}
+
+impl Drop for LogRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated by wasmfw_host_logring_new, freed once, when
+        // the filter is freed (past a grace period: no packet logs to it).
+        unsafe { wasmfw_host_logring_free(self.0) }
+    }
+}
+
 struct KernelEnv {
-    cookie: u64,
+    log: LogRing,
 }
 
 impl Env for KernelEnv {
@@ -113,8 +134,8 @@ impl Env for KernelEnv {
         unsafe { wasmfw_host_now_ns() }
     }
     fn log(&self, level: i32, msg: &[u8]) {
-        // SAFETY: msg is a valid slice for the duration of the call.
-        unsafe { wasmfw_host_log(self.cookie, level, msg.as_ptr(), msg.len()) }
+        // SAFETY: a live ring; msg is a valid slice for the duration of the call.
+        unsafe { wasmfw_host_log(self.log.0, level, msg.as_ptr(), msg.len()) }
     }
     fn new_lock(&self) -> Option<Box<dyn HostLock>> {
         // SAFETY: plain C call (process context, at load).
@@ -133,6 +154,8 @@ impl Env for KernelEnv {
 pub struct WfFilter {
     filter: Filter,
     instances: Box<[UnsafeCell<Instance>]>,
+    /// The log ring, owned by the filter's environment (same lifetime).
+    log: *mut c_void,
 }
 
 /// Limits and placement of a filter to load.
@@ -145,7 +168,7 @@ pub struct WfLoadArgs {
     /// Instances to create (nr_cpu_ids).
     pub slots: u32,
     pub seed: u64,
-    /// Passed back to wasmfw_host_log to name the filter.
+    /// The filter's id, kept in its log ring to name it in the kernel log.
     pub cookie: u64,
     /// Non-zero: audit mode (`Limits::audit`).
     pub audit: u32,
@@ -153,7 +176,7 @@ pub struct WfLoadArgs {
 }
 
 /// Copies `msg` into the caller's buffer, NUL-terminated, truncated.
-fn write_err(buf: *mut c_char, cap: usize, msg: &LoadError) {
+fn write_err(buf: *mut c_char, cap: usize, msg: &dyn core::fmt::Display) {
     if buf.is_null() || cap == 0 {
         return;
     }
@@ -211,12 +234,18 @@ pub unsafe extern "C" fn wf_load(
         on_fault: if args.on_fault == 1 { Verdict::Drop } else { Verdict::Pass },
         audit: args.audit != 0,
     };
+    // SAFETY: plain C call (process context, at load).
+    let ring = unsafe { wasmfw_host_logring_new(args.cookie) };
+    if ring.is_null() {
+        write_err(err, err_cap, &"out of memory for the log ring");
+        return core::ptr::null_mut();
+    }
     // Small allocations made once per load, in process context.
-    let env: Arc<dyn Env> = Arc::new(KernelEnv { cookie: args.cookie });
+    let env: Arc<dyn Env> = Arc::new(KernelEnv { log: LogRing(ring) });
     match wasmfw_engine::load(wasm, limits, cfg, args.slots as usize, env, args.seed) {
         Ok((filter, instances)) => {
             let instances: Box<[UnsafeCell<Instance>]> = instances.into_iter().map(UnsafeCell::new).collect();
-            Box::into_raw(Box::new(WfFilter { filter, instances }))
+            Box::into_raw(Box::new(WfFilter { filter, instances, log: ring }))
         }
         Err(e) => {
             write_err(err, err_cap, &e);
@@ -299,7 +328,28 @@ pub unsafe extern "C" fn wf_counters(f: *const WfFilter, out: *mut WfCounter, ca
         }
         n += 1;
     });
-    n
+    // SAFETY: the filter's live ring.
+    let dropped = unsafe { wasmfw_host_logring_dropped(f.log) };
+    if n < cap {
+        let mut c = WfCounter { name: [0; 32], value: dropped };
+        c.name[..LOG_DROPPED.len()].copy_from_slice(LOG_DROPPED.as_bytes());
+        // SAFETY: n < cap.
+        unsafe { out.add(n).write(c) };
+    }
+    n + 1
+}
+
+/// The counter of log records overwritten before any reader got them.
+const LOG_DROPPED: &str = wasmfw_engine::HOST_COUNTERS[0];
+
+/// The filter's log ring, for WASMFW_IOC_LOG_READ (wasmfw_logring_read).
+///
+/// # Safety
+/// `f` is a live filter; the ring lives as long as it.
+#[no_mangle]
+pub unsafe extern "C" fn wf_log_ring(f: *const WfFilter) -> *mut c_void {
+    // SAFETY: see above.
+    unsafe { (*f).log }
 }
 
 /// One map, as declared by the filter.

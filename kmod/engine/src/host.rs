@@ -11,7 +11,7 @@ use wasmi::{Caller, Error, Linker, Memory, StoreLimits, TrapCode};
 
 use crate::lock::Ctx;
 use crate::maps::{Map, MapInfo};
-use crate::{abi, bump, Name, Shared, BUILTIN_COUNTERS};
+use crate::{abi, bump, Name, Shared, BUILTIN_COUNTERS, HOST_COUNTERS};
 
 pub(crate) struct HostState {
     pub shared: Arc<Shared>,
@@ -142,7 +142,7 @@ fn counter_declare(mut caller: C<'_>, name_ptr: i32, name_len: i32) -> Result<i3
         if id >= abi::MAX_COUNTERS || names.try_reserve(1).is_err() {
             return Ok(abi::E_FULL);
         }
-        if names.contains(&name) || BUILTIN_COUNTERS.contains(&name.as_str()) {
+        if names.contains(&name) || BUILTIN_COUNTERS.contains(&name.as_str()) || HOST_COUNTERS.contains(&name.as_str()) {
             return Ok(abi::E_EXISTS);
         }
         names.push(name);

@@ -408,3 +408,23 @@ fn full_hash_map_dumps_in_pages() {
     assert_eq!(pages, 66);
     assert_eq!(f.map_dump("nope", 0, |_, _, _| true), None);
 }
+
+#[test]
+fn builtin_and_host_counter_names_are_reserved() {
+    // Init succeeds only if declaring each reserved name gives E_EXISTS.
+    let src = r#"
+    (module
+      (import "wasmfw" "counter_declare" (func $counter_declare (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 100) "packetslog_dropped")
+      (func (export "wasmfw_abi_version") (result i32) i32.const 1)
+      (func (export "wasmfw_buffer") (result i32) i32.const 1024)
+      (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+      (func (export "wasmfw_init") (param i32) (result i32)
+        (if (i32.ne (call $counter_declare (i32.const 100) (i32.const 7)) (i32.const -5)) (then (return (i32.const -1))))
+        (if (i32.ne (call $counter_declare (i32.const 107) (i32.const 11)) (i32.const -5)) (then (return (i32.const -2))))
+        i32.const 0)
+      (func (export "wasmfw_filter") (param i32 i32) (result i32) i32.const 0))
+    "#;
+    assert!(load_wat(src, LIMITS, b"", 1).is_ok());
+}
