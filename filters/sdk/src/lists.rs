@@ -59,7 +59,9 @@ impl PortSet {
         Ok(PortSet { ports })
     }
 
-    #[inline]
+    /// Out of line: the caller's body stays small (wasmi charges a
+    /// function's whole body when it is entered).
+    #[inline(never)]
     pub fn contains(&self, port: u16) -> bool {
         self.ports.get(&port).is_some()
     }
@@ -79,29 +81,52 @@ struct CidrKey {
 // SAFETY: five u32, no padding, every bit pattern valid.
 unsafe impl Pod for CidrKey {}
 
-/// The mask of the first `bits` (clamped to 0..=32) bits of a 4-byte word
-/// in memory order, as a little-endian `u32` (Wasm is little-endian).
-#[inline(always)]
-fn word_mask(bits: u32) -> u32 {
-    if bits >= 32 {
-        return u32::MAX;
+/// The mask of the first `bits` (0..=32) bits of a 4-byte word in memory
+/// order, as a little-endian `u32` (Wasm is little-endian): a table, as
+/// computing it costs more fuel than a load.
+const WORD_MASKS: [u32; 33] = {
+    let mut masks = [0u32; 33];
+    let mut bits = 1;
+    while bits <= 32 {
+        let (full, rem) = (bits / 8, bits % 8);
+        let whole = ((1u64 << (8 * full)) - 1) as u32;
+        let partial = if rem == 0 || full == 4 { 0 } else { ((0xff00u32 >> rem) & 0xff) << (8 * full) };
+        masks[bits] = whole | partial;
+        bits += 1;
     }
-    let (full, rem) = (bits / 8, bits % 8);
-    let whole = ((1u64 << (8 * full)) - 1) as u32;
-    let partial = ((0xff00u32 >> rem) & 0xff) << (8 * full);
-    whole | if rem == 0 { 0 } else { partial }
+    masks
+};
+
+/// The mask of each prefix length 0..=128 over the address's four words:
+/// building a key is then four loads and ands (2 KiB of data).
+const PREFIX_MASKS: [[u32; 4]; 129] = {
+    let mut masks = [[0u32; 4]; 129];
+    let mut len = 0;
+    while len <= 128 {
+        let mut i = 0;
+        while i < 4 {
+            let bits = if len > 32 * i { len - 32 * i } else { 0 };
+            masks[len][i] = WORD_MASKS[if bits > 32 { 32 } else { bits }];
+            i += 1;
+        }
+        len += 1;
+    }
+    masks
+};
+
+#[cfg(test)]
+fn word_mask(bits: u32) -> u32 {
+    WORD_MASKS[bits.min(32) as usize]
 }
 
 impl CidrKey {
+    /// The key of `addr`'s prefix of `prefix_len` bits (clamped to 128).
     #[inline(always)]
     fn new(addr: &Addr, prefix_len: u32) -> CidrKey {
         let a = &addr.0;
-        let word = |i: usize| u32::from_le_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]);
-        let mut key = CidrKey { prefix_len, addr: [0; 4] };
-        for i in 0..4 {
-            key.addr[i] = word(i) & word_mask(prefix_len.saturating_sub(32 * i as u32));
-        }
-        key
+        let mask = &PREFIX_MASKS[prefix_len.min(128) as usize];
+        let word = |i: usize| u32::from_le_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]) & mask[i];
+        CidrKey { prefix_len, addr: [word(0), word(1), word(2), word(3)] }
     }
 }
 
@@ -126,21 +151,53 @@ impl CidrSet {
         Ok(set)
     }
 
-    /// True if a prefix in the set contains `addr`.
+    /// True if a prefix in the set contains `addr`. The shortest length
+    /// present is tried without a loop (wasmi charges a loop body per
+    /// iteration, and most lists use one or two lengths); the others, if
+    /// any, in [`CidrSet::contains_longer`].
     #[inline(never)]
     pub fn contains(&self, addr: &Addr) -> bool {
         let Some(lens) = self.lens.get(&LENS_KEY) else { return false };
-        for (w, &word) in lens.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let len = 64 * w as u32 + bits.trailing_zeros();
-                bits &= bits - 1;
-                if len <= 128 && self.cidrs.get(&CidrKey::new(addr, len)).is_some() {
-                    return true;
+        // The first non-zero word of the three (lengths 0..=128).
+        let word = usize::from(lens[0] == 0) + usize::from(lens[0] | lens[1] == 0);
+        let bits = lens[word];
+        if bits == 0 {
+            return false;
+        }
+        if self.has_prefix(addr, 64 * word as u32 + bits.trailing_zeros()) {
+            return true;
+        }
+        let rest = bits & (bits - 1);
+        let later = if word == 0 { lens[1] | lens[2] } else if word == 1 { lens[2] } else { 0 };
+        (rest | later) != 0 && self.contains_longer(addr, &lens, word, rest)
+    }
+
+    /// The lengths after the shortest: `rest` of word `word`, then the
+    /// following words of `lens`.
+    #[cold]
+    #[inline(never)]
+    fn contains_longer(&self, addr: &Addr, lens: &Lens, mut word: usize, mut bits: u64) -> bool {
+        loop {
+            if bits == 0 {
+                word += 1;
+                if word > 2 {
+                    return false;
                 }
+                bits = lens[word];
+                continue;
+            }
+            let len = 64 * word as u32 + bits.trailing_zeros();
+            bits &= bits - 1;
+            if self.has_prefix(addr, len) {
+                return true;
             }
         }
-        false
+    }
+
+    #[inline(never)]
+    fn has_prefix(&self, addr: &Addr, len: u32) -> bool {
+        // A length above 128 (a bad edit) gives a key no valid entry has.
+        self.cidrs.get(&CidrKey::new(addr, len)).is_some()
     }
 }
 
