@@ -34,7 +34,7 @@ pub enum MapCmd {
         iface: String,
         name: String,
         /// Hex bytes, the map's key size; for list maps also a port,
-        /// CIDR prefix or domain name (hex then needs `0x`).
+        /// CIDR prefix or domain name (tried first; `0x` forces hex).
         key: String,
     },
     /// Sets a key (created if missing; per-CPU maps: on every CPU).
@@ -250,8 +250,12 @@ impl Target {
     fn key(&self, name: &str, s: &str) -> Result<Vec<u8>> {
         self.desc(name)?;
         let form = self.form(name);
+        // Typed first (`8080` is a port, not two hex bytes); hex if that fails.
         let mut key = match form {
-            Some(f) if !s.trim().starts_with("0x") => typed::parse(f, s).map_err(|e| anyhow!("map {name}: {e}"))?,
+            Some(f) if !s.trim().starts_with("0x") => match typed::parse(f, s) {
+                Ok(k) => k,
+                Err(e) => parse_hex(s, "key").map_err(|_| anyhow!("map {name}: {e}"))?,
+            },
             _ => parse_hex(s, "key")?,
         };
         if let Some(f) = form {
