@@ -128,7 +128,7 @@ impl DnsBlock {
         for (i, &offset) in name.labels.iter().rev().enumerate() {
             if i > 0 {
                 // The dot between this label and the next one.
-                if self.listed(&lens, &suffix) {
+                if self.listed(&lens, suffix.key.hash, suffix.key.len) {
                     return true;
                 }
                 if !suffix.push(b'.', max_len) {
@@ -136,7 +136,7 @@ impl DnsBlock {
                 }
             }
             for &b in name.label(offset).iter().rev() {
-                if b == b'.' && self.listed(&lens, &suffix) {
+                if b == b'.' && self.listed(&lens, suffix.key.hash, suffix.key.len) {
                     return true;
                 }
                 if !suffix.push(b, max_len) {
@@ -144,13 +144,15 @@ impl DnsBlock {
                 }
             }
         }
-        self.listed(&lens, &suffix)
+        self.listed(&lens, suffix.key.hash, suffix.key.len)
     }
 
     /// `suffix` has a listed length and is in the list.
+    /// The hash and length come as scalars: the walk's state then stays in
+    /// Wasm locals instead of memory.
     #[inline(never)]
-    fn listed(&self, lens: &[u64; 4], suffix: &Suffix) -> bool {
-        has_len(lens, suffix.key.len as usize) && self.block.contains_key(&suffix.key)
+    fn listed(&self, lens: &[u64; 4], hash: u64, len: u64) -> bool {
+        has_len(lens, len as usize) && self.block.contains_key(&NameKey { hash, len })
     }
 }
 
