@@ -168,7 +168,13 @@ impl CidrSet {
             return true;
         }
         let rest = bits & (bits - 1);
-        let later = if word == 0 { lens[1] | lens[2] } else if word == 1 { lens[2] } else { 0 };
+        let later = if word == 0 {
+            lens[1] | lens[2]
+        } else if word == 1 {
+            lens[2]
+        } else {
+            0
+        };
         (rest | later) != 0 && self.contains_longer(addr, &lens, word, rest)
     }
 
@@ -221,7 +227,9 @@ pub const NAME_HASH_BASE: u64 = 0x100_0000_01b3;
 impl NameKey {
     /// The key of `name` (presentation form), ASCII case ignored.
     pub fn of(name: &[u8]) -> NameKey {
-        let hash = name.iter().fold(0u64, |h, &b| h.wrapping_mul(NAME_HASH_BASE).wrapping_add(u64::from(b.to_ascii_lowercase())));
+        let hash = name
+            .iter()
+            .fold(0u64, |h, &b| h.wrapping_mul(NAME_HASH_BASE).wrapping_add(u64::from(b.to_ascii_lowercase())));
         NameKey { hash, len: name.len() as u64 }
     }
 }
