@@ -105,7 +105,7 @@ const PREFIX_MASKS: [[u32; 4]; 129] = {
     while len <= 128 {
         let mut i = 0;
         while i < 4 {
-            let bits = if len > 32 * i { len - 32 * i } else { 0 };
+            let bits = len.saturating_sub(32 * i);
             masks[len][i] = WORD_MASKS[if bits > 32 { 32 } else { bits }];
             i += 1;
         }
