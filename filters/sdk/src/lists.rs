@@ -101,7 +101,7 @@ const WORD_MASKS: [u32; 33] = {
 /// building a key is then four loads and ands (2 KiB of data).
 const PREFIX_MASKS: [[u32; 4]; 129] = {
     let mut masks = [[0u32; 4]; 129];
-    let mut len = 0;
+    let mut len: usize = 0;
     while len <= 128 {
         let mut i = 0;
         while i < 4 {
