@@ -248,11 +248,15 @@ impl Target {
     /// A key given on the command line: typed for list maps (unless `0x`
     /// hex), else hex; prefix keys get their host bits cleared.
     fn key(&self, name: &str, s: &str) -> Result<Vec<u8>> {
-        self.desc(name)?;
+        let d = self.desc(name)?;
         let form = self.form(name);
+        // A key as `map dump` prints it: a name key's exact hex (no dot), so
+        // a dumped key can be pasted back (no one blocks a 32-hex-digit TLD).
+        let t = s.trim();
+        let dumped = form == Some(typed::Form::Name) && t.len() == 2 * d.key_size && t.bytes().all(|b| b.is_ascii_hexdigit());
         // Typed first (`8080` is a port, not two hex bytes); hex if that fails.
         let mut key = match form {
-            Some(f) if !s.trim().starts_with("0x") => match typed::parse(f, s) {
+            Some(f) if !t.starts_with("0x") && !dumped => match typed::parse(f, s) {
                 Ok(k) => k,
                 Err(e) => parse_hex(s, "key").map_err(|_| anyhow!("map {name}: {e}"))?,
             },

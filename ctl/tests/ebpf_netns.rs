@@ -323,7 +323,14 @@ fn ebpf_dns_names_live() {
     lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "dns_names", "Example.ORG"]);
     assert!(!answered("www.example.org"), "www.example.org answered after `map set dns_names example.org`");
     assert_eq!(n(&lab.counters(), "blocked"), 2);
-    lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "dns_names", "example.org"]);
+    // Deleted by the hex key `map get` (or `map dump`) shows for it.
+    let got: serde_json::Value =
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "dns_names", "example.org", "--json"])).unwrap();
+    let key = got["key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 32, "{got}");
+    let del: serde_json::Value =
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "dns_names", &key, "--json"])).unwrap();
+    assert_eq!(del["deleted"], true, "{del}");
     assert!(answered("www.example.org"), "www.example.org dropped after `map del`");
     lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "dns_names", "ads.example.com"]);
     assert!(answered("ads.example.com"), "ads.example.com dropped after deleting the policy's entry");
