@@ -2,7 +2,11 @@
 //! attached on an interface of this network namespace, for either engine,
 //! like `bpftool map`. Keys and values are hex bytes of exactly the sizes
 //! the filter declared (`0a000001`, `0x0a000001` or `0a 00 00 01`); the
-//! next packet sees a change.
+//! list maps (`blocked_ports`, `allow`, `dns_names`, ...) also take typed
+//! keys (`443`, `10.0.0.0/8`, `ads.example.com`, see [`typed`]). The next
+//! packet sees a change.
+
+mod typed;
 
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
@@ -29,7 +33,8 @@ pub enum MapCmd {
         #[arg(long)]
         iface: String,
         name: String,
-        /// Hex bytes, the map's key size.
+        /// Hex bytes, the map's key size; for list maps also a port,
+        /// CIDR prefix or domain name (tried first; `0x` forces hex).
         key: String,
     },
     /// Sets a key (created if missing; per-CPU maps: on every CPU).
@@ -38,8 +43,8 @@ pub enum MapCmd {
         iface: String,
         name: String,
         key: String,
-        /// Hex bytes, the map's value size.
-        value: String,
+        /// Hex bytes, the map's value size; list maps default to `01`.
+        value: Option<String>,
     },
     /// Deletes a key.
     Del {
@@ -62,6 +67,9 @@ struct MapDesc {
 #[derive(Serialize)]
 struct Entry {
     key: String,
+    /// The key in its typed form (`443`, `10.0.0.0/8`), for list maps.
+    #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
+    typed: Option<String>,
     /// One value, or one per CPU for per-CPU maps.
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<String>,
@@ -84,9 +92,9 @@ pub fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>> {
 
 fn entry(key: &[u8], vals: Vec<Vec<u8>>, percpu: bool) -> Entry {
     if percpu {
-        Entry { key: hex(key), value: None, values: Some(vals.iter().map(|v| hex(v)).collect()) }
+        Entry { key: hex(key), typed: None, value: None, values: Some(vals.iter().map(|v| hex(v)).collect()) }
     } else {
-        Entry { key: hex(key), value: vals.first().map(|v| hex(v)), values: None }
+        Entry { key: hex(key), typed: None, value: vals.first().map(|v| hex(v)), values: None }
     }
 }
 
@@ -231,6 +239,59 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The typed form of map `name`'s keys, if it is a list map.
+    fn form(&self, name: &str) -> Option<typed::Form> {
+        self.desc(name).ok().and_then(|d| typed::form_of(name, d.key_size))
+    }
+
+    /// A key given on the command line: typed for list maps (unless `0x`
+    /// hex), else hex; prefix keys get their host bits cleared.
+    fn key(&self, name: &str, s: &str) -> Result<Vec<u8>> {
+        let d = self.desc(name)?;
+        let form = self.form(name);
+        // A key as `map dump` prints it: a name key's exact hex (no dot), so
+        // a dumped key can be pasted back (no one blocks a 32-hex-digit TLD).
+        let t = s.trim();
+        let dumped = form == Some(typed::Form::Name) && t.len() == 2 * d.key_size && t.bytes().all(|b| b.is_ascii_hexdigit());
+        // Typed first (`8080` is a port, not two hex bytes); hex if that fails.
+        let mut key = match form {
+            Some(f) if !t.starts_with("0x") && !dumped => match typed::parse(f, s) {
+                Ok(k) => k,
+                Err(e) => parse_hex(s, "key").map_err(|_| anyhow!("map {name}: {e}"))?,
+            },
+            _ => parse_hex(s, "key")?,
+        };
+        if let Some(f) = form {
+            typed::normalize(f, &mut key).map_err(|e| anyhow!("map {name}: {e}"))?;
+        }
+        Ok(key)
+    }
+
+    /// Adds the typed form to dumped entries.
+    fn describe(&self, name: &str, entries: &mut [Entry]) {
+        if let Some(f) = self.form(name) {
+            for e in entries {
+                e.typed = parse_hex(&e.key, "key").ok().and_then(|k| typed::describe(f, &k));
+            }
+        }
+    }
+
+    /// After an edit of a prefix or name map, rewrites its `<name>_lens`
+    /// mask (the Wasm filters declare one; the eBPF twins do not) from the
+    /// keys now in the map, so the filter looks up every length present.
+    fn sync_lens(&self, name: &str) -> Result<()> {
+        let lens = format!("{name}_lens");
+        let (Some(form), Ok(d)) = (self.form(name), self.desc(&lens)) else { return Ok(()) };
+        if d.key_size != 4 || d.value_size != typed::LENS_BYTES {
+            return Ok(());
+        }
+        let keys: Vec<Vec<u8>> = self.dump(name)?.iter().map(|e| parse_hex(&e.key, "key")).collect::<Result<_>>()?;
+        let Some(mask) = typed::lens_mask(form, keys.iter().map(Vec::as_slice)) else { return Ok(()) };
+        self.set(&lens, &0u32.to_le_bytes(), &mask)
+    }
+}
+
 /// The filter ABI's map error codes (docs/filter-abi.md).
 fn abi_error(code: i32) -> String {
     match code {
@@ -261,7 +322,9 @@ pub fn run(cmd: &MapCmd, json: bool) -> Result<()> {
             })
         }
         MapCmd::Dump { iface, name, .. } => {
-            let l = Target::find(iface)?.dump(name)?;
+            let t = Target::find(iface)?;
+            let mut l = t.dump(name)?;
+            t.describe(name, &mut l);
             print(&l, &|| {
                 for e in &l {
                     print_entry(e);
@@ -270,19 +333,30 @@ pub fn run(cmd: &MapCmd, json: bool) -> Result<()> {
             })
         }
         MapCmd::Get { iface, name, key, .. } => {
-            let key = parse_hex(key, "key")?;
-            let e = Target::find(iface)?.get(name, &key)?.ok_or_else(|| anyhow!("map {name}: no key {}", hex(&key)))?;
+            let t = Target::find(iface)?;
+            let key = t.key(name, key)?;
+            let mut e = t.get(name, &key)?.ok_or_else(|| anyhow!("map {name}: no key {}", hex(&key)))?;
+            t.describe(name, std::slice::from_mut(&mut e));
             print(&e, &|| print_entry(&e))
         }
         MapCmd::Set { iface, name, key, value, .. } => {
-            let (k, v) = (parse_hex(key, "key")?, parse_hex(value, "value")?);
-            Target::find(iface)?.set(name, &k, &v)?;
+            let t = Target::find(iface)?;
+            let k = t.key(name, key)?;
+            let v = match (value, t.form(name)) {
+                (Some(v), _) => parse_hex(v, "value")?,
+                (None, Some(_)) => vec![1],
+                (None, None) => bail!("map {name}: give a VALUE (hex bytes, the map's value size)"),
+            };
+            t.set(name, &k, &v)?;
+            t.sync_lens(name)?;
             let r = serde_json::json!({"map": name, "key": hex(&k), "value": hex(&v), "set": true});
             print(&r, &|| println!("{name}[{}] = {}", hex(&k), hex(&v)))
         }
         MapCmd::Del { iface, name, key, .. } => {
-            let k = parse_hex(key, "key")?;
-            let deleted = Target::find(iface)?.del(name, &k)?;
+            let t = Target::find(iface)?;
+            let k = t.key(name, key)?;
+            let deleted = t.del(name, &k)?;
+            t.sync_lens(name)?;
             let r = serde_json::json!({"map": name, "key": hex(&k), "deleted": deleted});
             print(&r, &|| println!("{name}[{}] {}", hex(&k), if deleted { "deleted" } else { "was not there" }))
         }
@@ -291,10 +365,14 @@ pub fn run(cmd: &MapCmd, json: bool) -> Result<()> {
 
 fn print_entry(e: &Entry) {
     match (&e.value, &e.values) {
-        (Some(v), _) => println!("key {} value {v}", e.key),
-        (_, Some(vs)) => println!("key {} values {}", e.key, vs.iter().enumerate().map(|(c, v)| format!("cpu{c}={v}")).collect::<Vec<_>>().join(" ")),
-        _ => println!("key {}", e.key),
+        (Some(v), _) => println!("key {}{} value {v}", e.key, typed_note(e)),
+        (_, Some(vs)) => println!("key {}{} values {}", e.key, typed_note(e), vs.iter().enumerate().map(|(c, v)| format!("cpu{c}={v}")).collect::<Vec<_>>().join(" ")),
+        _ => println!("key {}{}", e.key, typed_note(e)),
     }
+}
+
+fn typed_note(e: &Entry) -> String {
+    e.typed.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
 }
 
 /// Serialize behind a trait object, for the one printing helper above.

@@ -275,6 +275,19 @@ fn ebpf_engine_on_veth() {
     assert!(lab.tcp_from(IP_A2, 8080), "port 8080 still blocked after `map del`");
     let bad = lab.wasmfw(&["map", "set", "--iface", IF_B, "blocked_ports", "1f", "01"]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("2 bytes"), "{bad:?}");
+    // Typed keys (docs/filter-abi.md, "List maps"): a port, then an allowed
+    // prefix that overrides it, each seen by the next connection.
+    lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "blocked_ports", "8080"]);
+    assert!(!lab.tcp_from(IP_A2, 8080), "port 8080 still open after `map set blocked_ports 8080`");
+    let got: serde_json::Value =
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "blocked_ports", "8080", "--json"])).unwrap();
+    assert_eq!((got["key"].as_str(), got["as"].as_str()), (Some(port.as_str()), Some("8080")), "{got}");
+    lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "allow", IP_A2]);
+    assert!(lab.tcp_from(IP_A2, 8080), "allowed source still blocked after `map set allow`");
+    lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "allow", &format!("{IP_A2}/32")]);
+    assert!(!lab.tcp_from(IP_A2, 8080), "port 8080 open after `map del allow`");
+    lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "blocked_ports", "8080"]);
+    assert!(lab.tcp_from(IP_A2, 8080), "port 8080 still blocked after `map del blocked_ports 8080`");
 
     lab.wasmfw_ok(&["unload", "--iface", IF_B]);
     // After unload: the flooder's address connects again, ping works.
@@ -282,6 +295,46 @@ fn ebpf_engine_on_veth() {
     assert!(lab.ping(1), "ping fails after unload");
     let st = lab.wasmfw_ok(&["status", "--json"]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&st).unwrap(), serde_json::json!([]));
+}
+
+/// dns_block on the eBPF engine: a name the policy does not block is
+/// answered until `wasmfw map set dns_names <suffix>`, dropped from the next
+/// query on, answered again after `map del`.
+#[test]
+fn ebpf_dns_names_live() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED ebpf_dns_names_live: {why}");
+        return;
+    }
+    let mut lab = Lab::new();
+    let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',53))\nwhile True:\n d,a=s.recvfrom(2048);s.sendto(d,a)";
+    lab.children.push(in_ns(NS_B, &["python3", "-c", echo]).stdin(Stdio::null()).spawn().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let answered = |name: &str| {
+        let script = format!(
+            "import socket,struct,sys\nq=struct.pack('>HHHHHH',0x1234,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l.encode() for l in '{name}'.split('.'))+b'\\0'+struct.pack('>HH',1,1)\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(1)\ns.sendto(q,('{IP_B}',53))\ntry:\n s.recv(2048);sys.exit(0)\nexcept Exception:\n sys.exit(1)"
+        );
+        sh(&mut in_ns(NS_A, &["python3", "-c", &script])).status.success()
+    };
+    let dns = root().join("policies/dns-block.toml"); // blocks ads.example.com, tracker.test
+    lab.wasmfw_ok(&["load", dns.to_str().unwrap(), "--iface", IF_B, "--engine", "ebpf"]);
+    assert!(!answered("ads.example.com"), "a name of the policy was answered");
+    assert!(answered("www.example.org"), "www.example.org dropped before any edit: {}", lab.counters());
+    lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "dns_names", "Example.ORG"]);
+    assert!(!answered("www.example.org"), "www.example.org answered after `map set dns_names example.org`");
+    assert_eq!(n(&lab.counters(), "blocked"), 2);
+    // Deleted by the hex key `map get` (or `map dump`) shows for it.
+    let got: serde_json::Value =
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "dns_names", "example.org", "--json"])).unwrap();
+    let key = got["key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 32, "{got}");
+    let del: serde_json::Value =
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "dns_names", &key, "--json"])).unwrap();
+    assert_eq!(del["deleted"], true, "{del}");
+    assert!(answered("www.example.org"), "www.example.org dropped after `map del`");
+    lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "dns_names", "ads.example.com"]);
+    assert!(answered("ads.example.com"), "ads.example.com dropped after deleting the policy's entry");
+    lab.wasmfw_ok(&["unload", "--iface", IF_B]);
 }
 
 /// (network namespace, interface) is the key: the same interface name in

@@ -23,7 +23,8 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader, VerifierLogLevel};
-use wasmfw_ebpf_common as common;
+/// The shared map formats (also the typed keys of `wasmfw map`).
+pub use wasmfw_ebpf_common as common;
 use wasmfw_policy::Param;
 
 pub use common::{COMMON_COUNTERS, DNS_COUNTERS, ICMP_COUNTERS, L4_COUNTERS};
@@ -293,7 +294,7 @@ fn configure(twin: Twin, ebpf: &mut Ebpf, params: &[(String, Param, usize)]) -> 
                 allow_set: 0,
                 ports_set: 0,
             };
-            c.allow_set = fill_cidrs(ebpf, "allow", "allow", &list("allow")?)?;
+            fill_cidrs(ebpf, "allow", "allow", &list("allow")?)?;
             let ports = list("blocked_ports")?;
             if ports.len() > common::MAX_PORTS as usize {
                 bail!("parameter 'blocked_ports' has more than {} entries", common::MAX_PORTS);
@@ -303,7 +304,10 @@ fn configure(twin: Twin, ebpf: &mut Ebpf, params: &[(String, Param, usize)]) -> 
                 let port: u16 = s.trim().parse().map_err(|_| anyhow!("parameter 'blocked_ports': '{s}' is not a port"))?;
                 pm.insert(port, 1, 0)?;
             }
-            c.ports_set = (!ports.is_empty()) as u32;
+            // Always looked up, even when empty: `wasmfw map set` may fill
+            // them live (docs/filter-abi.md, "List maps").
+            c.allow_set = 1;
+            c.ports_set = 1;
             let mut cfg: Array<_, common::L4Config> = Array::try_from(ebpf.map_mut("l4_cfg").unwrap())?;
             cfg.set(0, c, 0)?;
         }
@@ -314,18 +318,18 @@ fn configure(twin: Twin, ebpf: &mut Ebpf, params: &[(String, Param, usize)]) -> 
             };
             let block = list("block")?;
             let mut names: HashMap<_, common::NameKey, u8> = HashMap::try_from(ebpf.map_mut("dns_names").unwrap())?;
-            let mut max_labels = 0u32;
             for b in &block {
                 // As the Wasm twin: dot-separated labels of 1..=63 bytes, at most 255.
                 let name = b.trim().to_ascii_lowercase();
                 if name.is_empty() || name.len() > 255 || !name.split('.').all(|l| (1..=63).contains(&l.len())) {
                     bail!("parameter 'block': '{b}' is not a domain name");
                 }
-                max_labels = max_labels.max(name.split('.').count() as u32);
                 names.insert(common::name_key(name.as_bytes()), 1, 0)?;
             }
             let mut cfg: Array<_, common::DnsConfig> = Array::try_from(ebpf.map_mut("dns_cfg").unwrap())?;
-            cfg.set(0, common::DnsConfig { max_pointer_hops: hops, max_block_labels: max_labels }, 0)?;
+            // Every suffix is looked up: a name added live (`wasmfw map set
+            // dns_names`) may have more labels than any in the policy.
+            cfg.set(0, common::DnsConfig { max_pointer_hops: hops, max_block_labels: common::DNS_MAX_LABELS }, 0)?;
         }
     }
     Ok(())

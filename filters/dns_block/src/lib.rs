@@ -8,17 +8,24 @@
 //!
 //! Params: `block` (list of domain names), `max_pointer_hops` (8).
 //! Counters: `blocked`, `malformed`.
+//!
+//! `block` fills the map `dns_names` (and `dns_names_lens`) at init: keys
+//! are the eBPF twin's {hash, length} of each name, so `wasmfw map set|del`
+//! changes the list live (docs/filter-abi.md, "List maps"). A query's name
+//! is hashed from its end, and only suffixes of a length in the list are
+//! looked up.
 #![no_std]
 
-use wasmfw_filter_sdk::{filter, ArrayVec, Config, Counter, Error, Filter, Ip, Link, Verdict};
+use wasmfw_filter_sdk::lists::{has_len, NAME_HASH_BASE};
+use wasmfw_filter_sdk::{filter, ArrayVec, Config, Counter, Error, Filter, Ip, Link, NameKey, NameSet, Verdict};
 
 const DNS_PORT: u16 = 53;
 const DNS_HEADER_LEN: usize = 12;
 const MAX_NAME_LEN: usize = 255;
 
 struct DnsBlock {
-    /// Suffixes, as written in the policy (compared case-insensitively).
-    block: ArrayVec<&'static str, 64>,
+    /// Blocked suffixes, as [`NameKey`]s (compared case-insensitively).
+    block: NameSet,
     max_pointer_hops: u32,
     blocked: Counter,
     malformed: Counter,
@@ -34,7 +41,11 @@ impl Filter for DnsBlock {
     fn init(config: &Config) -> Result<Self, Error> {
         config.reject_unknown_keys(&["block", "max_pointer_hops"])?;
         Ok(DnsBlock {
-            block: config.list_of("block", "not a domain name", domain)?,
+            block: NameSet::declare(
+                "dns_names",
+                "dns_names_lens",
+                config.list_of::<_, 64>("block", "not a domain name", domain)?.as_slice(),
+            )?,
             max_pointer_hops: config.u32("max_pointer_hops", 8)?,
             blocked: Counter::declare("blocked")?,
             malformed: Counter::declare("malformed")?,
@@ -68,7 +79,7 @@ impl DnsBlock {
             self.malformed.inc();
             return Verdict::Pass;
         }
-        if self.block.iter().any(|suffix| name.ends_with(suffix.as_bytes())) {
+        if self.blocked(&name) {
             self.blocked.inc();
             return Verdict::Drop;
         }
@@ -100,55 +111,79 @@ impl Name<'_> {
         let len = self.dns.get(start - 1).map_or(0, |&b| usize::from(b));
         self.dns.get(start..start + len).unwrap_or(&[])
     }
+}
 
-    /// The text equals `suffix` or ends with `.` + `suffix`, ignoring ASCII
-    /// case. Compared from the end, label by label: the text is never
-    /// built, and a label may itself contain a `.`.
+impl DnsBlock {
+    /// The name equals a blocked suffix or ends with `.` + one. The text is
+    /// hashed from its end, a byte at a time, as its suffixes grow; each
+    /// suffix that starts the text or follows a `.` and has a length in the
+    /// list is looked up. Stops at the longest length in the list.
     #[inline(never)]
-    fn ends_with(&self, suffix: &[u8]) -> bool {
-        if suffix.len() > self.text_len {
+    fn blocked(&self, name: &Name) -> bool {
+        let lens = self.block.lens();
+        let Some(max_len) = longest(&lens) else {
             return false;
+        };
+        let mut suffix = Suffix { key: NameKey { hash: 0, len: 0 }, power: 1 };
+        for (i, &offset) in name.labels.iter().rev().enumerate() {
+            if i > 0 {
+                // The dot between this label and the next one.
+                if self.listed(&lens, suffix.key.hash, suffix.key.len) {
+                    return true;
+                }
+                if !suffix.push(b'.', max_len) {
+                    return false;
+                }
+            }
+            for &b in name.label(offset).iter().rev() {
+                if b == b'.' && self.listed(&lens, suffix.key.hash, suffix.key.len) {
+                    return true;
+                }
+                if !suffix.push(b, max_len) {
+                    return false;
+                }
+            }
         }
-        // What is left of `suffix` to match, against the labels from the last.
-        let mut rest = suffix;
-        for &offset in self.labels.iter().rev() {
-            let label = self.label(offset);
-            let Some(k) = rest.len().checked_sub(label.len()) else {
-                // The suffix starts inside this label, after a `.` of its own.
-                let start = label.len() - rest.len();
-                return eq_ignore_ascii_case(&label[start..], rest) && label[start - 1] == b'.';
-            };
-            if !eq_ignore_ascii_case(label, &rest[k..]) {
-                return false;
-            }
-            if k == 0 {
-                // The suffix starts with this label: at the start of the
-                // text or after the dot before the label.
-                return true;
-            }
-            // The dot between this label and the one before it.
-            if rest[k - 1] != b'.' {
-                return false;
-            }
-            rest = &rest[..k - 1];
-        }
-        false
+        self.listed(&lens, suffix.key.hash, suffix.key.len)
+    }
+
+    /// `suffix` has a listed length and is in the list.
+    /// The hash and length come as scalars: the walk's state then stays in
+    /// Wasm locals instead of memory.
+    #[inline(never)]
+    fn listed(&self, lens: &[u64; 4], hash: u64, len: u64) -> bool {
+        has_len(lens, len as usize) && self.block.contains_key(&NameKey { hash, len })
     }
 }
 
-/// `a == b` ignoring ASCII case, like `<[u8]>::eq_ignore_ascii_case`, with
-/// equal bytes (the common case) on the short path.
-#[inline(never)]
-fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| x == y || same_letter(x, y))
+/// The longest length set in a lengths mask.
+fn longest(lens: &[u64; 4]) -> Option<u64> {
+    (0..4).rev().find(|&w| lens[w] != 0).map(|w| 64 * w as u64 + 63 - u64::from(lens[w].leading_zeros()))
 }
 
-/// `x` and `y` are one ASCII letter in two cases. Out of line: wasmi
-/// charges a loop's whole body on every iteration, and this is rare.
-#[cold]
-#[inline(never)]
-fn same_letter(x: u8, y: u8) -> bool {
-    x.eq_ignore_ascii_case(&y)
+/// The key of a suffix of the text built from its end: the hash of
+/// `b_0 .. b_n-1` is `sum b_i * P^(n-1-i)`, so a byte put in front adds
+/// `b * P^n`.
+struct Suffix {
+    key: NameKey,
+    /// `P^len`.
+    power: u64,
+}
+
+impl Suffix {
+    /// Puts `b` in front; false (nothing done) if the suffix would exceed
+    /// `max_len` bytes.
+    #[inline(always)]
+    fn push(&mut self, b: u8, max_len: u64) -> bool {
+        if self.key.len >= max_len {
+            return false;
+        }
+        let lower = if b.is_ascii_uppercase() { b | 0x20 } else { b };
+        self.key.hash = self.key.hash.wrapping_add(u64::from(lower).wrapping_mul(self.power));
+        self.power = self.power.wrapping_mul(NAME_HASH_BASE);
+        self.key.len += 1;
+        true
+    }
 }
 
 /// Reads the name at `pos` of `name.dns` into `name`; `None` if it is
@@ -348,8 +383,47 @@ mod tests {
             assert!(DnsBlock::init(&Config::new(bad)).is_err(), "{bad}");
         }
         let f = init("");
-        assert!(f.block.is_empty());
+        assert_eq!(testing::map_len("dns_names"), Some(0));
         assert_eq!(f.max_pointer_hops, 8);
+    }
+
+    /// `name` is blocked when `dns_names` holds just `suffix`, set as
+    /// `wasmfw map set` would (the key and the lengths mask).
+    fn blocked_by(f: &DnsBlock, name: &Name, suffix: &[u8]) -> bool {
+        let key = NameKey::of(suffix);
+        let mut bytes = key.hash.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&key.len.to_le_bytes());
+        let mut lens = [0u8; 32];
+        if suffix.len() < 256 {
+            lens[suffix.len() / 8] |= 1 << (suffix.len() % 8);
+        }
+        testing::map_set("dns_names", &bytes, &[1]);
+        testing::map_set("dns_names_lens", &0u32.to_le_bytes(), &lens);
+        let blocked = f.blocked(name);
+        testing::map_del("dns_names", &bytes);
+        blocked
+    }
+
+    /// A name added live is blocked from the next query; deleted, it passes.
+    #[test]
+    fn live_list_edits() {
+        let f = init(POLICY);
+        assert_eq!(f.filter(&query("www.Example.org"), Link::RawIp), Verdict::Pass);
+        let key = NameKey::of(b"example.org");
+        let mut bytes = key.hash.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&key.len.to_le_bytes());
+        testing::map_set("dns_names", &bytes, &[1]);
+        // Not seen until its length is in the mask (`wasmfw map set` sets both).
+        assert_eq!(f.filter(&query("www.Example.org"), Link::RawIp), Verdict::Pass);
+        let mut lens = [0u8; 32];
+        for n in [11, 12, 15] {
+            lens[n / 8] |= 1 << (n % 8);
+        }
+        testing::map_set("dns_names_lens", &0u32.to_le_bytes(), &lens);
+        assert_eq!(f.filter(&query("www.Example.org"), Link::RawIp), Verdict::Drop);
+        assert_eq!(f.filter(&query("ads.example.com"), Link::RawIp), Verdict::Drop);
+        assert!(testing::map_del("dns_names", &bytes));
+        assert_eq!(f.filter(&query("www.Example.org"), Link::RawIp), Verdict::Pass);
     }
 
     /// How this filter read and matched names before issue 10 (the text
@@ -410,6 +484,7 @@ mod tests {
             rng ^= rng << 17;
             rng % n
         };
+        let f = init("");
         let alphabet = b"abcXYZ.-09";
         let (mut names, mut matched) = (0, 0);
         for _ in 0..20_000 {
@@ -453,7 +528,13 @@ mod tests {
             ]);
             for suffix in suffixes {
                 let want = reference::matches_suffix(&text, &suffix);
-                assert_eq!(name.ends_with(&suffix), want, "{:?} vs {:?}", text.escape_ascii(), suffix.escape_ascii());
+                assert_eq!(
+                    blocked_by(&f, &name, &suffix),
+                    want,
+                    "{:?} vs {:?}",
+                    text.escape_ascii(),
+                    suffix.escape_ascii()
+                );
                 matched += usize::from(want);
             }
         }

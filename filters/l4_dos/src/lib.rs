@@ -10,11 +10,13 @@
 //!
 //! Params: `syn_rate` (100), `syn_burst` (200), `udp_rate` (10000),
 //! `udp_burst` (20000), `blocked_ports`, `allow`. A rate of 0 disables
-//! that limit.
+//! that limit. `blocked_ports` and `allow` fill the maps of those names
+//! (and `allow_lens`) at init; `wasmfw map set|del` changes them live
+//! (docs/filter-abi.md, "List maps").
 #![no_std]
 
 use wasmfw_filter_sdk::{
-    filter, now_ns, Addr, ArrayVec, CidrList, Config, Counter, Error, Filter, HashMap, Ip, Link, Pod, Verdict,
+    filter, now_ns, Addr, CidrSet, Config, Counter, Error, Filter, HashMap, Ip, Link, Pod, PortSet, Verdict,
 };
 
 /// Nano-tokens per token.
@@ -110,8 +112,8 @@ fn burst(config: &Config, key: &'static str, default: u64) -> Result<u64, Error>
 }
 
 struct L4Dos {
-    allow: CidrList,
-    blocked_ports: ArrayVec<u16, 64>,
+    allow: CidrSet,
+    blocked_ports: PortSet,
     syn: Limit,
     udp: Limit,
     allowed: Counter,
@@ -122,8 +124,8 @@ impl Filter for L4Dos {
     fn init(config: &Config) -> Result<Self, Error> {
         config.reject_unknown_keys(&["syn_rate", "syn_burst", "udp_rate", "udp_burst", "blocked_ports", "allow"])?;
         Ok(L4Dos {
-            allow: config.cidrs("allow")?,
-            blocked_ports: config.ports("blocked_ports")?,
+            allow: CidrSet::declare("allow", "allow_lens", config.cidrs("allow")?.0.as_slice())?,
+            blocked_ports: PortSet::declare("blocked_ports", config.ports("blocked_ports")?.as_slice())?,
             syn: Limit::new(
                 config.u64("syn_rate", 100)?,
                 burst(config, "syn_burst", 200)?,
@@ -153,11 +155,11 @@ impl Filter for L4Dos {
         } else {
             return Verdict::Pass;
         };
-        if ip.src_in(&self.allow) {
+        if self.allow.contains(&ip.src()) {
             self.allowed.inc();
             return Verdict::Pass;
         }
-        if self.blocked_ports.contains(&dst_port) {
+        if self.blocked_ports.contains(dst_port) {
             self.blocked_port.inc();
             return Verdict::Drop;
         }
@@ -224,6 +226,30 @@ mod tests {
         // ICMP is not TCP/UDP: not even counted as allowed.
         let icmp = v4([10, 99, 1, 1], 1, &[8, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(f.filter(&icmp, Link::RawIp), Verdict::Pass);
+        assert_eq!(testing::counter("allowed"), 1);
+    }
+
+    /// The lists live in maps: an edit there changes the next verdict.
+    #[test]
+    fn lists_are_live_maps() {
+        let f = init(POLICY);
+        assert_eq!(testing::map_len("blocked_ports"), Some(2));
+        assert_eq!(f.filter(&tcp(A, 8080, 0x10), Link::RawIp), Verdict::Pass);
+        testing::map_set("blocked_ports", &8080u16.to_le_bytes(), &[1]);
+        assert_eq!(f.filter(&tcp(A, 8080, 0x10), Link::RawIp), Verdict::Drop);
+        testing::map_del("blocked_ports", &23u16.to_le_bytes());
+        assert_eq!(f.filter(&tcp(A, 23, 0x10), Link::RawIp), Verdict::Pass);
+        // allow: key u32 LE prefix length + masked address; `allow_lens`
+        // says which lengths to try (what `wasmfw map set` maintains).
+        let mut key = 120u32.to_le_bytes().to_vec();
+        key.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 0]);
+        testing::map_set("allow", &key, &[1]);
+        assert_eq!(f.filter(&tcp(A, 8080, 0x10), Link::RawIp), Verdict::Drop);
+        let mut lens = [0u8; 32];
+        lens[112 / 8] |= 1 << (112 % 8);
+        lens[120 / 8] |= 1 << (120 % 8);
+        testing::map_set("allow_lens", &0u32.to_le_bytes(), &lens);
+        assert_eq!(f.filter(&tcp(A, 8080, 0x10), Link::RawIp), Verdict::Pass);
         assert_eq!(testing::counter("allowed"), 1);
     }
 

@@ -316,6 +316,15 @@ impl Cidr {
         (a & self.mask[0]) == self.network[0] && (b & self.mask[1]) == self.network[1]
     }
 
+    /// The network (bits after the prefix zero) and the prefix length.
+    pub fn network_and_len(&self) -> (Addr, u32) {
+        let [a, b] = self.network;
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&a.to_ne_bytes());
+        bytes[8..].copy_from_slice(&b.to_ne_bytes());
+        (Addr(bytes), self.mask[0].count_ones() + self.mask[1].count_ones())
+    }
+
     /// `contains(&Addr::from_v4(v4))` without building the 16-byte address.
     #[inline]
     pub fn contains_v4(&self, v4: [u8; 4]) -> bool {

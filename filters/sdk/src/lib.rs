@@ -48,6 +48,7 @@
 extern crate std;
 
 pub mod config;
+pub mod lists;
 pub mod log;
 pub mod maps;
 pub mod net;
@@ -56,6 +57,7 @@ pub mod rt;
 mod sys;
 
 pub use config::{ArrayVec, Cidr, CidrList, Config, Error};
+pub use lists::{CidrSet, NameKey, NameSet, PortSet};
 pub use log::Level;
 pub use maps::{Counter, HashMap, MapError, PerCpuArray, Pod};
 pub use net::{Addr, Icmp, Ip, IpVersion, Packet, Tcp, Udp, L4};

@@ -155,6 +155,20 @@ pub mod testing {
         with(|h| h.maps.iter().find(|m| m.name == name).map(|m| m.entries.len()))
     }
 
+    /// Sets a hash map entry as userspace does (`wasmfw map set`).
+    pub fn map_set(name: &str, key: &[u8], value: &[u8]) {
+        with(|h| {
+            let m = h.maps.iter_mut().find(|m| m.name == name).expect("map declared");
+            assert!(key.len() == m.key_size && value.len() == m.value_size, "key/value size");
+            m.entries.insert(key.to_vec(), value.to_vec());
+        })
+    }
+
+    /// Deletes a hash map entry as userspace does (`wasmfw map del`).
+    pub fn map_del(name: &str, key: &[u8]) -> bool {
+        with(|h| h.maps.iter_mut().find(|m| m.name == name).expect("map declared").entries.remove(key).is_some())
+    }
+
     fn valid_name(name: &str) -> bool {
         !name.is_empty() && name.len() <= abi::MAX_NAME_LEN && name.bytes().all(|b| b.is_ascii_graphic())
     }
