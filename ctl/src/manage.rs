@@ -230,7 +230,9 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
 /// of filter `old` into the map of the same name, key and value sizes of
 /// filter `new` (loaded, not yet attached) if that one has at least as
 /// many max_entries and its init left it empty; a map the new filter
-/// filled at init holds its policy's configuration and is left as is.
+/// filled at init holds its policy's configuration and is left as is, and
+/// so is a list map (docs/filter-abi.md, "List maps"), also when the new
+/// policy's list is empty.
 fn carry_kmod_maps(dev: &crate::kmod::Device, old: u32, new: u32) -> Result<Vec<Carried>> {
     let new_maps = dev.maps(new)?;
     let mut out = Vec::new();
@@ -251,6 +253,11 @@ fn carry_kmod_maps(dev: &crate::kmod::Device, old: u32, new: u32) -> Result<Vec<
         }
         if o.max_entries > n.max_entries {
             out.push(skip(format!("max_entries shrinks ({} -> {})", o.max_entries, n.max_entries)));
+            continue;
+        }
+        if crate::maps::is_list_map(&name, o.key_size as usize) {
+            // A list parameter: the new policy's list, even when it is empty.
+            out.push(skip("a list parameter: the new policy's list".into()));
             continue;
         }
         if !dev.map_dump(new, n)?.is_empty() {

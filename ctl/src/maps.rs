@@ -8,6 +8,13 @@
 
 mod typed;
 
+/// A list parameter's map or its `<map>_lens` mask (docs/filter-abi.md,
+/// "List maps"): configuration from the policy, never state to carry over.
+pub fn is_list_map(name: &str, key_size: usize) -> bool {
+    typed::form_of(name, key_size).is_some()
+        || name.strip_suffix("_lens").is_some_and(typed::is_list_name)
+}
+
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
@@ -384,5 +391,23 @@ mod erased {
         fn to_json(&self) -> anyhow::Result<String> {
             Ok(serde_json::to_string_pretty(self)?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_list_map;
+
+    #[test]
+    fn list_maps_and_their_masks_are_configuration_not_state() {
+        assert!(is_list_map("blocked_ports", 2));
+        assert!(is_list_map("allow", 20));
+        assert!(is_list_map("allow_lens", 4));
+        assert!(is_list_map("dns_names", 16));
+        assert!(is_list_map("dns_names_lens", 4));
+        // State (token buckets) and a same-named map of another key size are not.
+        assert!(!is_list_map("syn_buckets", 16));
+        assert!(!is_list_map("udp_buckets_lens", 4));
+        assert!(!is_list_map("blocked_ports", 4));
     }
 }

@@ -25,14 +25,24 @@ const CIDR_KEY: usize = 4 + std::mem::size_of::<AddrKey>();
 /// Bytes of a `<map>_lens` value: one bit per length 0..=255.
 pub const LENS_BYTES: usize = 32;
 
-/// The typed form of map `name`'s keys, if it is a list map.
-pub fn form_of(name: &str, key_size: usize) -> Option<Form> {
-    match (name, key_size) {
-        ("blocked_ports", 2) => Some(Form::Port),
-        ("allow" | "icmp_from" | "icmp_to", CIDR_KEY) => Some(Form::Cidr),
-        ("dns_names", 16) => Some(Form::Name),
+/// The list maps by name: their form and key size.
+fn list_map(name: &str) -> Option<(Form, usize)> {
+    match name {
+        "blocked_ports" => Some((Form::Port, 2)),
+        "allow" | "icmp_from" | "icmp_to" => Some((Form::Cidr, CIDR_KEY)),
+        "dns_names" => Some((Form::Name, 16)),
         _ => None,
     }
+}
+
+/// The typed form of map `name`'s keys, if it is a list map.
+pub fn form_of(name: &str, key_size: usize) -> Option<Form> {
+    list_map(name).filter(|&(_, size)| size == key_size).map(|(form, _)| form)
+}
+
+/// Whether `name` is a list map's name (whatever its key size).
+pub fn is_list_name(name: &str) -> bool {
+    list_map(name).is_some()
 }
 
 /// The key for `s` in `form` (`443`, `10.0.0.0/8`, `ads.example.com`).
