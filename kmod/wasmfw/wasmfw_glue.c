@@ -1057,7 +1057,7 @@ struct wf_filter *wasmfw_xdp_take_any(void)
  * Runs `f` up to `repeat` times on one packet, but returns after
  * WASMFW_TEST_RUN_SLICE_NS (with at least one run done): the caller holds
  * the control mutex around each slice and drops it between slices, checks
- * for signals and reschedules (wasmfw_main.rs, test_run). *ran gets the
+ * for signals and reschedules (wasmfw_filter_ioctl.rs, test_run). *ran gets the
  * runs done, *ns their time.
  */
 #define WASMFW_TEST_RUN_SLICE_NS (2 * NSEC_PER_MSEC)

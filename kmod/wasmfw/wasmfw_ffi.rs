@@ -1,0 +1,69 @@
+//! The C side of the module as Rust sees it: the engine object's `wf_*`
+//! calls (kmod/engine-ffi) and the glue's (`wasmfw_glue.c`,
+//! `wasmfw_capture.c`), with the opaque types they pass around.
+
+use core::ffi::{c_char, c_int, c_long, c_void};
+
+use crate::uapi::{Counter, LogRecord, MapInfo};
+
+/// The engine's loaded filter (kmod/engine-ffi); opaque here.
+#[repr(C)]
+pub(crate) struct WfFilter {
+    _p: [u8; 0],
+}
+
+/// A netfilter attachment (wasmfw_glue.c); opaque here.
+#[repr(C)]
+pub(crate) struct WasmfwNf {
+    _p: [u8; 0],
+}
+
+extern "C" {
+    pub(crate) fn wasmfw_glue_init() -> c_int;
+    pub(crate) fn wasmfw_glue_exit();
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn wasmfw_glue_load(
+        wasm: *const u8,
+        wasm_len: usize,
+        cfg: *const u8,
+        cfg_len: usize,
+        fuel: u64,
+        memory_limit: u64,
+        on_fault: u32,
+        audit: u32,
+        cookie: u64,
+        err: *mut c_char,
+        err_cap: usize,
+        stack_used: *mut u32,
+        errno: *mut c_int,
+    ) -> *mut WfFilter;
+    pub(crate) fn wasmfw_glue_test_run(f: *mut WfFilter, pkt: *const u8, len: u32, link: c_int, repeat: u32, ns: *mut u64, ran: *mut u32) -> c_int;
+    pub(crate) fn wasmfw_ctl_lock() -> c_int;
+    pub(crate) fn wasmfw_ctl_unlock();
+    pub(crate) fn wasmfw_signal_pending() -> bool;
+    pub(crate) fn wasmfw_cond_resched();
+    pub(crate) fn wasmfw_current_net() -> *mut c_void;
+    pub(crate) fn wasmfw_log_refused(msg: *const u8, len: usize);
+    pub(crate) fn wasmfw_nf_attach(ifname: *const c_char, f: *mut WfFilter, err: *mut c_int) -> *mut WasmfwNf;
+    pub(crate) fn wasmfw_nf_swap(att: *mut WasmfwNf, f: *mut WfFilter) -> *mut WfFilter;
+    pub(crate) fn wasmfw_nf_detach(att: *mut WasmfwNf) -> *mut WfFilter;
+    pub(crate) fn wasmfw_nf_matches(att: *const WasmfwNf, ifname: *const c_char) -> bool;
+    pub(crate) fn wasmfw_nf_ifindex(att: *const WasmfwNf) -> c_int;
+    pub(crate) fn wasmfw_nf_netns_ino(att: *const WasmfwNf) -> u64;
+    pub(crate) fn wasmfw_current_netns_ino() -> u64;
+    pub(crate) fn wasmfw_xdp_attach(ifname: *const c_char, f: *mut WfFilter, old: *mut *mut WfFilter, ifindex: *mut c_int) -> c_int;
+    pub(crate) fn wasmfw_xdp_detach(ifname: *const c_char) -> *mut WfFilter;
+    pub(crate) fn wasmfw_xdp_detach_at(net: *mut c_void, ifindex: c_int) -> *mut WfFilter;
+    pub(crate) fn wasmfw_xdp_take_any() -> *mut WfFilter;
+    pub(crate) fn wf_free(f: *mut WfFilter);
+    pub(crate) fn wf_counters(f: *const WfFilter, out: *mut Counter, cap: usize) -> usize;
+    pub(crate) fn wf_maps(f: *const WfFilter, out: *mut MapInfo, cap: usize) -> usize;
+    pub(crate) fn wf_map_update(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize, v: *const u8, vl: usize) -> c_int;
+    pub(crate) fn wf_map_delete(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize) -> c_int;
+    pub(crate) fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize, cursor: *mut u64) -> i64;
+    pub(crate) fn wasmfw_capture_start(net: *mut c_void, ifindex: c_int, hook: u32, id: u32, verdicts: u32, snaplen: u32) -> c_int;
+    pub(crate) fn wasmfw_capture_stop(id: u32, any_owner: bool) -> c_int;
+    pub(crate) fn wasmfw_capture_take(id: u32, out: *mut u8, cap: usize, count: *mut u32, lost: *mut u64) -> c_long;
+    pub(crate) fn wf_log_ring(f: *const WfFilter) -> *mut c_void;
+    pub(crate) fn wasmfw_logring_read(ring: *mut c_void, cursor: *mut u64, out: *mut LogRecord, cap: u32, lost: *mut u64, dropped: *mut u64) -> u32;
+}
