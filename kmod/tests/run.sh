@@ -15,9 +15,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 G=$root/kmod/guest
+# Scratch dirs are per checkout: runs from two clones must not clobber each other.
+repo_key=$(printf %s "$root" | md5sum | cut -c1-8)
 cd "$root"
 
-ALL_UML=icmp,l4_dos,maps,faults,garbage,replace,audit,caps,test_run,stack,capture,log,xdp,xdp_bench,stress,lifetime,adversarial,kmemleak
+ALL_UML=icmp,l4_dos,maps,apply,faults,garbage,replace,audit,caps,test_run,stack,capture,log,xdp,xdp_bench,stress,lifetime,adversarial,kmemleak
 DEMO=0 ONLY='' TESTS='' CYCLES='' USE_DEBUG=1
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -43,7 +45,7 @@ boot_failure() {
 
 # Does this guest boot on this host? Prints the reason when it does not.
 guest_boots() {
-  local scratch=$CACHE/scratch/boot-probe-$1
+  local scratch=$CACHE/scratch/boot-probe-$1-$repo_key
   rm -rf "$scratch"; mkdir -p "$scratch"
   printf '#!/bin/bash\ntrue\n' > "$scratch/probe.sh"
   if "$G/boot.sh" "$1" --init "$scratch/probe.sh" --timeout 120 --scratch "$scratch" >/dev/null 2>&1; then return 0; fi
@@ -130,7 +132,7 @@ for p in "${plan[@]}"; do
   say "$name: wasmfw.ko (kmod/build-module.sh $variant)"
   ko=$(nice "$root/kmod/build-module.sh" $variant)
   [[ -n $ko && -e $ko ]] || { results+=("FAILED $name:build-module"); continue; }
-  scratch=$CACHE/scratch/kmod-tests-$name
+  scratch=$CACHE/scratch/kmod-tests-$name-$repo_key
   rm -rf "$scratch"; mkdir -p "$scratch"
   envs=(--env "WASMFW_KO=$ko")
   [[ $variant == x86* ]] && envs+=(--env WASMFW_FLOOD=300 --env WASMFW_SYNS=100 --env WASMFW_BG_INTERVAL=0.01 --env WASMFW_ADV_MAX_PACKET_MS=500)

@@ -1,7 +1,7 @@
 //! The ioctls on one loaded filter: its counters and maps, its log ring,
 //! its capture ring, and TEST_RUN (which runs it on a given packet).
 
-use core::ffi::{c_char, c_void};
+use core::ffi::c_int;
 use core::mem::size_of;
 
 use kernel::prelude::*;

@@ -2,7 +2,7 @@
 //! DETACH, UNLOAD, LIST), the userspace copy helpers every handler uses,
 //! and the dispatch of every ioctl number to its handler.
 
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::c_int;
 use core::mem::size_of;
 
 use kernel::prelude::*;

@@ -7,7 +7,7 @@ use core::ffi::c_int;
 /// the native-module baseline the benchmarks set beside the Wasm filter,
 /// behind the same kind of kfunc (`wasmfw_xdp_native_icmp`). 1 = drop.
 #[no_mangle]
-pub extern "C" fn wasmfw_native_icmp_drop(data: *const u8, len: usize) -> c_int {
+pub(crate) extern "C" fn wasmfw_native_icmp_drop(data: *const u8, len: usize) -> c_int {
     if data.is_null() {
         return 0;
     }
