@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * wasmfw_spectest.ko (test only, issue 12): the control interface of
- * /dev/wasmfw_spectest. Mirrored in xtask/src/spec.rs (WfsExec, WFS_IOC_*).
+ * /dev/wasmfw_spectest. Mirrored in xtask/src/spec/exec.rs (WfsExec, WFS_IOC_*).
  * One session (a wasmi store with the spec's `spectest` imports) per open
  * file; requests and responses are encoded as in
  * kmod/spectest/exec/src/wire.rs.
