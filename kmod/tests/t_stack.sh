@@ -52,6 +52,8 @@ with open(sys.argv[1], 'wb') as f:
     f.write(struct.pack('<IIII', 0, 0, len(frame), len(frame)) + frame)
 EOF
 
+ALLOCS=/sys/module/wasmfw/parameters/packet_allocs
+allocs0=$(cat $ALLOCS)
 echo 1 > "$PROBE"
 out=$("$W" test-run "$(policy "$TF/deep.wasm" netfilter)" --pcap "$work/big.pcap" --repeat 200 --json) || fail "test-run deep.wasm failed"
 echo "$out" | sed 's/^/    /'
@@ -74,3 +76,6 @@ for hook in netfilter xdp; do
 done
 echo 0 > "$PROBE"
 pair_down
+# The deepest call chain must not grow wasmi's call stack on a packet (a
+# heap allocation in softirq): the engine grows it to the limit at load.
+expect_eq "$(( $(cat $ALLOCS) - allocs0 ))" 0 "heap allocations on the packet path under deep.wasm (packet_allocs)"

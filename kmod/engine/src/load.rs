@@ -182,9 +182,42 @@ pub fn load(
             Some(em) => em,
             None => compile()?,
         };
+        grow_call_stack(&engine)?;
         instances.push(instantiate(&engine, &module, &shared, slot, config)?);
     }
     Ok((Filter { shared }, instances))
+}
+
+/// `(func (export "r") (param i32) (result i32) (if (result i32)
+/// (i32.eqz (local.get 0)) (then (i32.const 0)) (else (call 0 (i32.sub
+/// (local.get 0) (i32.const 1))))))`: `r(n)` is n + 1 frames deep.
+const RECURSE_WASM: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // type 0: (i32) -> i32
+    0x03, 0x02, 0x01, 0x00, // func 0: type 0
+    0x07, 0x05, 0x01, 0x01, b'r', 0x00, 0x00, // export "r" = func 0
+    0x0a, 0x14, 0x01, 0x12, 0x00, // code: one body of 18 bytes, no locals
+    0x20, 0x00, 0x45, 0x04, 0x7f, 0x41, 0x00, 0x05, // local.get 0, i32.eqz, if i32, i32.const 0, else
+    0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x00, 0x0b, 0x0b, // local.get 0, i32.const 1, i32.sub, call 0, end, end
+];
+
+/// wasmi's call stack (one frame record per Wasm call) starts empty and
+/// grows by doubling the first time a call goes deeper than ever before:
+/// on a packet, that would be a heap allocation in softirq. So every
+/// engine makes one call MAX_RECURSION frames deep at load, in process
+/// context; the engine caches that stack (`set_max_cached_stacks(1)`) with
+/// its capacity, and every later call, packets included, reuses it.
+#[inline(never)]
+fn grow_call_stack(engine: &Engine) -> Result<(), LoadError> {
+    let module = Module::new(engine, RECURSE_WASM).map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
+    let mut store = Store::new(engine, ());
+    let _ = store.set_fuel(abi::INIT_FUEL);
+    let inst = wasmi::Linker::<()>::new(engine)
+        .instantiate_and_start(&mut store, &module)
+        .map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
+    let r = inst.get_typed_func::<i32, i32>(&store, "r").map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
+    r.call(&mut store, MAX_RECURSION as i32 - 1).map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
+    Ok(())
 }
 
 /// Calls a `() -> i32` ABI export.
@@ -289,4 +322,29 @@ fn instantiate(
         .get_typed_func::<(i32, i32), i32>(&store, abi::EXPORT_FILTER)
         .map_err(|e| LoadError::Abi(format!("export {}: {e}", abi::EXPORT_FILTER)))?;
     Ok(Instance { store, filter_fn, memory, buf, buf_len, slot, globals })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recurse_wasm_is_the_documented_module() {
+        let text = r#"(module (func (export "r") (param i32) (result i32) (if (result i32)
+            (i32.eqz (local.get 0)) (then (i32.const 0)) (else (call 0 (i32.sub (local.get 0) (i32.const 1)))))))"#;
+        assert_eq!(wat::parse_str(text).unwrap(), RECURSE_WASM);
+    }
+
+    #[test]
+    fn call_stack_grown_to_the_recursion_limit_and_no_deeper() {
+        let engine = engine();
+        grow_call_stack(&engine).unwrap();
+        // One frame more than the limit traps: the warm-up call used exactly MAX_RECURSION.
+        let module = Module::new(&engine, RECURSE_WASM).unwrap();
+        let mut store = Store::new(&engine, ());
+        let _ = store.set_fuel(abi::INIT_FUEL);
+        let inst = wasmi::Linker::<()>::new(&engine).instantiate_and_start(&mut store, &module).unwrap();
+        let r = inst.get_typed_func::<i32, i32>(&store, "r").unwrap();
+        assert!(r.call(&mut store, MAX_RECURSION as i32).is_err());
+    }
 }
