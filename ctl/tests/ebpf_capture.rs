@@ -6,78 +6,30 @@
 //! disarmed when wasmfw exits. Needs root, XDP and `cargo xtask build-ebpf`,
 //! `build-filters`; otherwise it prints SKIPPED.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::DataLink;
 
-const NS_A: &str = "wfc-a";
-const NS_B: &str = "wfc-b";
-const IF_A: &str = "wfc-a0";
-const IF_B: &str = "wfc-b0";
+use common::lab::{sh, Lab, Net};
+use common::{root, v4};
+
+const NET: Net = Net::new(["wfc-a", "wfc-b"], ["wfc-a0", "wfc-b0"], ["10.204.0.1", "10.204.0.2"]);
+const IF_B: &str = NET.if_b;
+/// NET.ip_a and NET.ip_b, as the packets carry them.
 const IP_A: [u8; 4] = [10, 204, 0, 1];
 const IP_B: [u8; 4] = [10, 204, 0, 2];
 
-fn dotted(a: [u8; 4]) -> String {
-    format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn sh(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn ip(args: &[&str]) {
-    let out = sh(Command::new("ip").args(args));
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
-
-/// Namespaces, veth pair, state dir, servers: removed on drop.
-struct Lab {
-    state: tempfile::TempDir,
-    children: Vec<Child>,
+fn skip_reason() -> Option<String> {
+    common::lab::skip_reason(&["icmp_drop"], &["icmp_drop"], &["python3", "ping"])
 }
 
 impl Lab {
-    fn new() -> Lab {
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_A]));
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_B]));
-        ip(&["netns", "add", NS_A]);
-        ip(&["netns", "add", NS_B]);
-        let lab = Lab { state: tempfile::tempdir().unwrap(), children: Vec::new() };
-        ip(&["link", "add", IF_A, "netns", NS_A, "type", "veth", "peer", "name", IF_B, "netns", NS_B]);
-        ip(&["-n", NS_A, "addr", "add", &format!("{}/24", dotted(IP_A)), "dev", IF_A]);
-        ip(&["-n", NS_B, "addr", "add", &format!("{}/24", dotted(IP_B)), "dev", IF_B]);
-        for (ns, dev) in [(NS_A, IF_A), (NS_B, IF_B), (NS_A, "lo"), (NS_B, "lo")] {
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        lab
-    }
-
-    fn wasmfw_cmd(&self, args: &[&str]) -> Command {
-        let mut c = in_ns(NS_B, &[env!("CARGO_BIN_EXE_wasmfw")]);
-        c.args(args).env("WASMFW_STATE_DIR", self.state.path());
-        c
-    }
-
-    fn wasmfw_ok(&self, args: &[&str]) -> String {
-        let out = sh(&mut self.wasmfw_cmd(args));
-        assert!(out.status.success(), "wasmfw {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// The twin's capture configuration (hex of wasmfw_cap_cfg[0]).
     fn cap_cfg(&self) -> String {
         let out = self.wasmfw_ok(&["map", "get", "--iface", IF_B, "wasmfw_cap_cfg", "00000000", "--json"]);
@@ -98,57 +50,15 @@ impl Lab {
 
     fn start_tcp_server(&mut self) {
         let script = "import socket\nt=socket.socket();t.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\nt.bind(('0.0.0.0',8080));t.listen(64)\nwhile True:\n c,_=t.accept();c.sendall(b'ok');c.close()\n";
-        self.children.push(in_ns(NS_B, &["python3", "-c", script]).stdin(Stdio::null()).spawn().unwrap());
-        std::thread::sleep(Duration::from_millis(500));
+        self.serve(script);
     }
 
     fn tcp(&self) -> bool {
-        let script = format!(
-            "import socket,sys\ns=socket.socket();s.settimeout(2)\ntry:\n s.connect(('{}',8080));sys.exit(0 if s.recv(2)==b'ok' else 1)\nexcept Exception:\n sys.exit(1)",
-            dotted(IP_B)
-        );
-        sh(&mut in_ns(NS_A, &["python3", "-c", &script])).status.success()
+        let ip_b = NET.ip_b;
+        self.python_in_a(&format!(
+            "import socket,sys\ns=socket.socket();s.settimeout(2)\ntry:\n s.connect(('{ip_b}',8080));sys.exit(0 if s.recv(2)==b'ok' else 1)\nexcept Exception:\n sys.exit(1)"
+        ))
     }
-
-    fn ping(&self, count: u32) -> bool {
-        let n = count.to_string();
-        sh(&mut in_ns(NS_A, &["ping", "-c", &n, "-i", "0.2", "-W", "1", &dotted(IP_B)])).status.success()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = sh(&mut self.wasmfw_cmd(&["unload", "--iface", IF_B]));
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_A]));
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_B]));
-    }
-}
-
-fn skip_reason() -> Option<String> {
-    if unsafe { libc_geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    if !root().join("target/ebpf/icmp_drop.o").is_file() {
-        return Some("target/ebpf/icmp_drop.o missing: run `cargo xtask build-ebpf`".into());
-    }
-    if !root().join("target/filters/icmp_drop.wasm").is_file() {
-        return Some("target/filters/icmp_drop.wasm missing: run `cargo xtask build-filters`".into());
-    }
-    for tool in ["ip", "python3", "ping"] {
-        if !sh(Command::new("sh").args(["-c", &format!("command -v {tool}")])).status.success() {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 /// Every packet of a pcapng file: link type, bytes, comments.
@@ -190,20 +100,11 @@ fn finish(child: Child) -> serde_json::Value {
 
 #[test]
 fn ebpf_capture_on_veth() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED ebpf_capture_on_veth: {why}");
-        return;
-    }
-    let mut lab = Lab::new();
+    assert_eq!((v4(NET.ip_a), v4(NET.ip_b)), (IP_A, IP_B));
+    let Some(mut lab) = Lab::unless_skipped("ebpf_capture_on_veth", skip_reason(), NET) else { return };
     let icmp = root().join("policies/icmp.toml");
-    let out = sh(&mut lab.wasmfw_cmd(&["load", icmp.to_str().unwrap(), "--iface", IF_B, "--engine", "ebpf"]));
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("not supported") {
-            eprintln!("SKIPPED ebpf_capture_on_veth: this kernel cannot attach XDP: {err}");
-            return;
-        }
-        panic!("load: {err}");
+    if !lab.load_ebpf_or_skip("ebpf_capture_on_veth", &icmp) {
+        return;
     }
     assert_eq!(lab.cap_cfg(), "0000000000000000", "capture armed before any capture ran");
 

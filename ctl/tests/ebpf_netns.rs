@@ -3,87 +3,28 @@
 //! Needs root, XDP and `cargo xtask build-ebpf`; otherwise it prints SKIPPED.
 //! One #[test] runs every scenario in turn: they share the namespaces.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const NS_A: &str = "wfe-a";
-const NS_B: &str = "wfe-b";
-const IF_A: &str = "wfe-a0";
-const IF_B: &str = "wfe-b0";
-const IP_A: &str = "10.201.0.1";
+use common::lab::{in_ns, ip, n, sh, skipped, veth, Lab, Net, Netns};
+use common::root;
+
+/// A second source address in wfe-a.
 const IP_A2: &str = "10.201.0.3";
-const IP_B: &str = "10.201.0.2";
+const NET: Net = Net::new(["wfe-a", "wfe-b"], ["wfe-a0", "wfe-b0"], ["10.201.0.1", "10.201.0.2"]).more_a(&[IP_A2]);
+const IF_B: &str = NET.if_b;
+const NS_A: &str = NET.ns_a;
+const NS_B: &str = NET.ns_b;
+const IP_A: &str = NET.ip_a;
+const IP_B: &str = NET.ip_b;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn sh(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = sh(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ip(args: &[&str]) {
-    ok(Command::new("ip").args(args));
-}
-
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
-
-/// The namespaces, the veth pair, the state dir and whatever was started:
-/// all removed on drop, also when an assertion fails.
-struct Lab {
-    state: tempfile::TempDir,
-    children: Vec<Child>,
+fn skip_reason() -> Option<String> {
+    common::lab::skip_reason(&["icmp_drop", "l4_dos"], &[], &["nsenter", "python3", "ping"])
 }
 
 impl Lab {
-    fn new() -> Lab {
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_A]));
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_B]));
-        ip(&["netns", "add", NS_A]);
-        ip(&["netns", "add", NS_B]);
-        let lab = Lab { state: tempfile::tempdir().unwrap(), children: Vec::new() };
-        ip(&["link", "add", IF_A, "netns", NS_A, "type", "veth", "peer", "name", IF_B, "netns", NS_B]);
-        ip(&["-n", NS_A, "addr", "add", &format!("{IP_A}/24"), "dev", IF_A]);
-        ip(&["-n", NS_A, "addr", "add", &format!("{IP_A2}/24"), "dev", IF_A]);
-        ip(&["-n", NS_B, "addr", "add", &format!("{IP_B}/24"), "dev", IF_B]);
-        for (ns, dev) in [(NS_A, IF_A), (NS_B, IF_B), (NS_A, "lo"), (NS_B, "lo")] {
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        lab
-    }
-
-    /// `wasmfw` in the receiving namespace, through `ip netns exec` as
-    /// users run it (a private mount namespace and /sys that end with the
-    /// command: the attachment must outlive them).
-    fn wasmfw(&self, args: &[&str]) -> Output {
-        let mut c = in_ns(NS_B, &[env!("CARGO_BIN_EXE_wasmfw")]);
-        c.args(args).env("WASMFW_STATE_DIR", self.state.path());
-        sh(&mut c)
-    }
-
-    fn wasmfw_ok(&self, args: &[&str]) -> String {
-        let out = self.wasmfw(args);
-        assert!(out.status.success(), "wasmfw {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn counters(&self) -> serde_json::Value {
-        let out = self.wasmfw_ok(&["stats", "--iface", IF_B, "--json"]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v[0]["counters"].clone()
-    }
-
     /// TCP port 8080 and UDP port 8081 servers in the receiving namespace:
     /// each answers "ok".
     fn start_servers(&mut self) {
@@ -99,89 +40,34 @@ threading.Thread(target=udp, daemon=True).start()
 while True:
     c, _ = t.accept(); c.sendall(b"ok"); c.close()
 "#;
-        let child = in_ns(NS_B, &["python3", "-c", script]).stdin(Stdio::null()).spawn().unwrap();
-        self.children.push(child);
-        std::thread::sleep(Duration::from_millis(500));
+        self.serve(script);
     }
 
     fn tcp_from(&self, src: &str, port: u16) -> bool {
         let script = format!(
             "import socket,sys\ns=socket.socket();s.settimeout(2)\ns.bind(('{src}',0))\ntry:\n s.connect(('{IP_B}',{port}));sys.exit(0 if s.recv(2)==b'ok' else 1)\nexcept Exception:\n sys.exit(1)"
         );
-        sh(&mut in_ns(NS_A, &["python3", "-c", &script])).status.success()
+        self.python_in_a(&script)
     }
 
     fn udp_from(&self, src: &str) -> bool {
         let script = format!(
             "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2)\ns.bind(('{src}',0));s.sendto(b'hi',('{IP_B}',8081))\ntry:\n sys.exit(0 if s.recv(2)==b'ok' else 1)\nexcept Exception:\n sys.exit(1)"
         );
-        sh(&mut in_ns(NS_A, &["python3", "-c", &script])).status.success()
+        self.python_in_a(&script)
     }
-
-    fn ping(&self, count: u32) -> bool {
-        let n = count.to_string();
-        sh(&mut in_ns(NS_A, &["ping", "-c", &n, "-i", "0.2", "-W", "1", IP_B])).status.success()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.wasmfw(&["unload", "--iface", IF_B]);
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_A]));
-        let _ = sh(Command::new("ip").args(["netns", "del", NS_B]));
-    }
-}
-
-fn skip_reason() -> Option<String> {
-    if unsafe { libc_geteuid() } != 0 {
-        return Some("not root (needs CAP_NET_ADMIN, CAP_BPF and network namespaces)".into());
-    }
-    for o in ["icmp_drop", "l4_dos"] {
-        if !root().join(format!("target/ebpf/{o}.o")).is_file() {
-            return Some(format!("target/ebpf/{o}.o missing: run `cargo xtask build-ebpf`"));
-        }
-    }
-    for tool in ["ip", "nsenter", "python3", "ping"] {
-        if !sh(Command::new("sh").args(["-c", &format!("command -v {tool}")])).status.success() {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-fn n(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("counter {k} missing in {v}"))
 }
 
 #[test]
 fn ebpf_engine_on_veth() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED ebpf_engine_on_veth: {why}");
-        return;
-    }
-    let mut lab = Lab::new();
+    let Some(mut lab) = Lab::unless_skipped("ebpf_engine_on_veth", skip_reason(), NET) else { return };
     lab.start_servers();
     assert!(lab.ping(1), "no connectivity before loading anything");
 
     // XDP itself: if attaching fails for lack of XDP support, skip.
     let icmp = root().join("policies/icmp.toml");
-    let out = lab.wasmfw(&["load", icmp.to_str().unwrap(), "--iface", IF_B, "--engine", "ebpf"]);
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("Operation not supported") || err.contains("not supported") {
-            eprintln!("SKIPPED ebpf_engine_on_veth: this kernel cannot attach XDP: {err}");
-            return;
-        }
-        panic!("load icmp.toml: {err}");
+    if !lab.load_ebpf_or_skip("ebpf_engine_on_veth", &icmp) {
+        return;
     }
 
     // --- icmp_drop: ping fails, TCP and UDP pass --------------------------
@@ -302,19 +188,14 @@ fn ebpf_engine_on_veth() {
 /// query on, answered again after `map del`.
 #[test]
 fn ebpf_dns_names_live() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED ebpf_dns_names_live: {why}");
-        return;
-    }
-    let mut lab = Lab::new();
+    let Some(mut lab) = Lab::unless_skipped("ebpf_dns_names_live", skip_reason(), NET) else { return };
     let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',53))\nwhile True:\n d,a=s.recvfrom(2048);s.sendto(d,a)";
-    lab.children.push(in_ns(NS_B, &["python3", "-c", echo]).stdin(Stdio::null()).spawn().unwrap());
-    std::thread::sleep(Duration::from_millis(500));
+    lab.serve(echo);
     let answered = |name: &str| {
         let script = format!(
             "import socket,struct,sys\nq=struct.pack('>HHHHHH',0x1234,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l.encode() for l in '{name}'.split('.'))+b'\\0'+struct.pack('>HH',1,1)\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(1)\ns.sendto(q,('{IP_B}',53))\ntry:\n s.recv(2048);sys.exit(0)\nexcept Exception:\n sys.exit(1)"
         );
-        sh(&mut in_ns(NS_A, &["python3", "-c", &script])).status.success()
+        lab.python_in_a(&script)
     };
     let dns = root().join("policies/dns-block.toml"); // blocks ads.example.com, tracker.test
     lab.wasmfw_ok(&["load", dns.to_str().unwrap(), "--iface", IF_B, "--engine", "ebpf"]);
@@ -343,37 +224,19 @@ fn ebpf_dns_names_live() {
 /// interface or a namespace is gone.
 #[test]
 fn same_iface_name_in_two_namespaces() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED same_iface_name_in_two_namespaces: {why}");
+    if skipped("same_iface_name_in_two_namespaces", skip_reason()) {
         return;
     }
-    const PAIRS: [(&str, &str); 2] = [("wfs-a", "wfs-b"), ("wfs-c", "wfs-d")];
-    struct Nets(tempfile::TempDir);
-    impl Drop for Nets {
-        fn drop(&mut self) {
-            for (a, b) in PAIRS {
-                let _ = sh(Command::new("ip").args(["netns", "del", a]));
-                let _ = sh(Command::new("ip").args(["netns", "del", b]));
-            }
-        }
-    }
-    let nets = Nets(tempfile::tempdir().unwrap());
-    let state = nets.0.path().to_path_buf();
+    let _nets = Netns::new(&["wfs-a", "wfs-b", "wfs-c", "wfs-d"]);
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().to_path_buf();
     let wasmfw = |launcher: &[&str], args: &[&str]| {
         let mut c = Command::new(launcher[0]);
         c.args(&launcher[1..]).arg(env!("CARGO_BIN_EXE_wasmfw")).args(args).env("WASMFW_STATE_DIR", &state);
         sh(&mut c)
     };
-    for (a, b) in PAIRS {
-        let _ = sh(Command::new("ip").args(["netns", "del", a]));
-        let _ = sh(Command::new("ip").args(["netns", "del", b]));
-        ip(&["netns", "add", a]);
-        ip(&["netns", "add", b]);
-        ip(&["link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b]);
-        ip(&["-n", a, "addr", "add", "10.202.0.1/24", "dev", "va"]);
-        ip(&["-n", b, "addr", "add", "10.202.0.2/24", "dev", "vb"]);
-        ip(&["-n", a, "link", "set", "va", "up"]);
-        ip(&["-n", b, "link", "set", "vb", "up"]);
+    for (a, b) in [("wfs-a", "wfs-b"), ("wfs-c", "wfs-d")] {
+        veth((a, "va", "10.202.0.1/24"), (b, "vb", "10.202.0.2/24"));
     }
     let ping = |a: &str| sh(&mut in_ns(a, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.202.0.2"])).status.success();
     assert!(ping("wfs-a") && ping("wfs-c"), "no connectivity before loading");
@@ -445,30 +308,15 @@ fn same_iface_name_in_two_namespaces() {
 /// removing the policy file detaches them again.
 #[test]
 fn apply_converges() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED apply_converges: {why}");
+    if skipped("apply_converges", skip_reason()) {
         return;
     }
     const NS: &str = "wfp-b";
     const PEER: &str = "wfp-a";
-    struct Nets;
-    impl Drop for Nets {
-        fn drop(&mut self) {
-            let _ = sh(Command::new("ip").args(["netns", "del", NS]));
-            let _ = sh(Command::new("ip").args(["netns", "del", PEER]));
-        }
-    }
-    let _nets = Nets;
-    for ns in [NS, PEER] {
-        let _ = sh(Command::new("ip").args(["netns", "del", ns]));
-        ip(&["netns", "add", ns]);
-    }
+    let _nets = Netns::new(&[NS, PEER]);
     for i in ["1", "2"] {
-        ip(&["link", "add", &format!("pa{i}"), "netns", PEER, "type", "veth", "peer", "name", &format!("pb{i}"), "netns", NS]);
-        ip(&["-n", PEER, "addr", "add", &format!("10.203.{i}.1/24"), "dev", &format!("pa{i}")]);
-        ip(&["-n", NS, "addr", "add", &format!("10.203.{i}.2/24"), "dev", &format!("pb{i}")]);
-        ip(&["-n", PEER, "link", "set", &format!("pa{i}"), "up"]);
-        ip(&["-n", NS, "link", "set", &format!("pb{i}"), "up"]);
+        let (pa, pb) = (format!("pa{i}"), format!("pb{i}"));
+        veth((PEER, &pa, &format!("10.203.{i}.1/24")), (NS, &pb, &format!("10.203.{i}.2/24")));
     }
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();

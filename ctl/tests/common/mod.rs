@@ -1,5 +1,8 @@
 //! Shared by the `wasmfw` integration tests: packets built with etherparse,
-//! captures written with pcap-file, and the `wasmfw` binary run on them.
+//! captures written with pcap-file, and the `wasmfw` binary run on them;
+//! `lab`: the network namespaces of the eBPF tests.
+// Every test binary that says `mod common;` compiles all of this and uses
+// only part of it: what one binary leaves unused is not dead code.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,6 +12,8 @@ use std::time::Duration;
 use etherparse::{PacketBuilder, PacketBuilderStep, VlanId};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
+
+pub mod lab;
 
 pub const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 pub const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
