@@ -2,7 +2,8 @@
 # Issue 10 item 4: the kernel engine now against the engine object of an
 # older commit (default 6766f40), in one UML boot, same harness: two
 # wasmfw.ko built from the CURRENT module sources, differing only in
-# wasmfw_engine.o (the old commit's kmod/build-engine.sh output), each
+# wasmfw_engine.o (the old commit's kmod/build-engine.sh output; one from
+# before the log ring of uapi v6 also gets bench/engine-compat.c), each
 # inserted in turn for `wasmfw-bench guest` (the module's test-run ioctl,
 # column kmod-wasm of `cargo xtask bench`), rounds alternating old/new.
 # Prints old/new ns per row and the speed-up; writes
@@ -32,8 +33,21 @@ echo "engine-compare: modules (current sources; engine now / engine of $commit)"
 kmod/guest/kernel.sh build uml >/dev/null
 ko_new=$(nice kmod/build-module.sh uml | tail -1)
 stage=$root/target/kmod-stage-uml-$commit; mkdir -p "$stage"
-for f in kmod/wasmfw/*; do cmp -s "$f" "$stage/$(basename "$f")" || cp "$f" "$stage/"; done
-cmp -s "$base/engine-uml.o" "$stage/wasmfw_engine.o_shipped" || cp "$base/engine-uml.o" "$stage/wasmfw_engine.o_shipped"
+for f in kmod/wasmfw/*; do [[ $f == */Kbuild ]] || cmp -s "$f" "$stage/$(basename "$f")" || cp "$f" "$stage/"; done
+engine=$base/engine-uml.o kbuild=$(cat kmod/wasmfw/Kbuild)
+if ! nm "$engine" | grep -q ' T wf_log_ring$'; then
+  # An engine from before the log ring (uapi v6): bench/engine-compat.c
+  # supplies wf_log_ring and the old wasmfw_host_log(cookie, ...), which
+  # the old object is relinked to call.
+  objcopy --redefine-sym wasmfw_host_log=wasmfw_compat_host_log "$engine" "$base/engine-uml-compat.o"
+  engine=$base/engine-uml-compat.o
+  cmp -s bench/engine-compat.c "$stage/wasmfw_engine_compat.c" || cp bench/engine-compat.c "$stage/wasmfw_engine_compat.c"
+  kbuild+=$'\nwasmfw-y += wasmfw_engine_compat.o'
+else
+  rm -f "$stage/wasmfw_engine_compat.c"
+fi
+[[ $(cat "$stage/Kbuild" 2>/dev/null) == "$kbuild" ]] || printf '%s\n' "$kbuild" > "$stage/Kbuild"
+cmp -s "$engine" "$stage/wasmfw_engine.o_shipped" || cp "$engine" "$stage/wasmfw_engine.o_shipped"
 ko_old=$(nice kmod/guest/module.sh uml "$stage" | grep '/wasmfw\.ko$')
 nice cargo build --quiet --release -p wasmfw -p wasmfw-bench
 cargo xtask build-filters >/dev/null
