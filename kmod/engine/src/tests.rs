@@ -373,6 +373,27 @@ fn packet_path_allocations() {
     assert_eq!(n, 0, "allocations during hash map churn");
 }
 
+/// The first packet that calls as deep as the engine allows allocates
+/// nothing: the call stack was grown to the limit at load.
+#[test]
+fn deepest_call_chain_allocates_nothing_on_the_first_packet() {
+    let src = r#"(module
+      (memory (export "memory") 1)
+      (func (export "wasmfw_abi_version") (result i32) i32.const 1)
+      (func (export "wasmfw_buffer") (result i32) i32.const 1024)
+      (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+      (func (export "wasmfw_init") (param i32) (result i32) i32.const 0)
+      (func $rec (param $n i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n))
+          (then (i32.const 1))
+          (else (call $rec (i32.sub (local.get $n) (i32.const 1))))))
+      (func (export "wasmfw_filter") (param i32 i32) (result i32)
+        (call $rec (i32.const 254))))"#; // 255 frames of $rec + wasmfw_filter = the limit
+    let (_, mut v) = load_wat(src, LIMITS, b"", 1).unwrap();
+    let (n, _) = counting::during(|| assert_eq!(v[0].run(&[0], 1).fault, None));
+    assert_eq!(n, 0, "allocations by the first packet at the deepest allowed call chain");
+}
+
 /// A full 65,536-entry hash map comes out page by page, every entry once.
 #[test]
 fn full_hash_map_dumps_in_pages() {
