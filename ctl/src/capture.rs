@@ -224,6 +224,7 @@ impl Source {
 }
 
 pub fn run(args: &CaptureArgs, json: bool) -> Result<()> {
+    crate::access::check_privileges("capturing a filter's packets")?;
     if args.snaplen == 0 || args.snaplen > kmod::CAPTURE_SNAPLEN {
         anyhow::bail!("--snaplen must be 1..={}", kmod::CAPTURE_SNAPLEN);
     }

@@ -310,6 +310,7 @@ fn abi_error(code: i32) -> String {
 }
 
 pub fn run(cmd: &MapCmd, json: bool) -> Result<()> {
+    crate::access::check_privileges("reading or changing a filter's maps")?;
     let print = |v: &dyn erased::Json, text: &dyn Fn()| -> Result<()> {
         if json {
             println!("{}", v.to_json()?);
