@@ -209,7 +209,12 @@ const RECURSE_WASM: &[u8] = &[
 /// its capacity, and every later call, packets included, reuses it.
 #[inline(never)]
 fn grow_call_stack(engine: &Engine) -> Result<(), LoadError> {
-    let module = Module::new(engine, RECURSE_WASM).map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
+    // Validated, then parsed unchecked, like `compile`: shallower on the
+    // kernel stack than the checked parse.
+    validate(engine, RECURSE_WASM)?;
+    // SAFETY: validated just above by this engine.
+    let module = unsafe { Module::new_unchecked(engine, RECURSE_WASM) }
+        .map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
     let mut store = Store::new(engine, ());
     let _ = store.set_fuel(abi::INIT_FUEL);
     let inst = wasmi::Linker::<()>::new(engine)
