@@ -28,11 +28,16 @@ st=$(wf status 2>&1); echo "$st" | sed 's/^/    /'
 grep -q ' audit ' <<< "$st" || fail "status does not show audit"
 expect_eq "$(wf status --json | jq -r '.[0].filter_mode')" audit "status --json filter_mode"
 
-N=${WASMFW_FLOOD:-1500}
+# 3000 pings 2 ms apart: 6 s or more, longer than a replace takes even
+# under qemu TCG (exec and compile emulated), so the swap lands inside.
+N=${WASMFW_AUDIT_FLOOD:-3000}
 say "B: audit -> enforce (--replace) under a flood of $N pings"
 A ping -q -c "$N" -i 0.002 -W 1 10.0.0.2 > "$D/flood.txt" 2>&1 & fp=$!
-sleep 1
+sleep 0.3
+t_swap=$(now)
 load "$D/icmp-enforce.toml" --replace
+say "replace took $(elapsed "$t_swap") s"
+kill -0 $fp 2>/dev/null || fail "the flood ended before the replace returned: raise WASMFW_AUDIT_FLOOD"
 wait $fp || true
 line=$(grep 'packets transmitted' "$D/flood.txt"); echo "    $line"
 read -r sent got < <(sed -E 's/^([0-9]+) packets transmitted, ([0-9]+) (packets )?received.*/\1 \2/' <<< "$line")
