@@ -81,7 +81,10 @@ pub fn flood(iface: &str, dst_mac: &str, src_mac: &str, secs: f64) -> Result<()>
     let elapsed = start.elapsed().as_secs_f64();
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
-    println!("{}", json!({"iface": iface, "frame_bytes": frame.len(), "sent": sent, "send_errors": errors, "secs": elapsed}));
+    println!(
+        "{}",
+        json!({"iface": iface, "frame_bytes": frame.len(), "sent": sent, "send_errors": errors, "secs": elapsed})
+    );
     Ok(())
 }
 

@@ -33,7 +33,13 @@ pub fn write_policies(src: &Path, dir: &Path) -> Result<Vec<(&'static str, PathB
         let text = std::fs::read_to_string(src.join(file)).with_context(|| format!("{}", src.join(file).display()))?;
         let text = if filter == "l4_dos" {
             text.lines()
-                .map(|l| if l.trim_start().starts_with("syn_burst") { format!("syn_burst = {L4_SYN_BURST}") } else { l.to_string() })
+                .map(|l| {
+                    if l.trim_start().starts_with("syn_burst") {
+                        format!("syn_burst = {L4_SYN_BURST}")
+                    } else {
+                        l.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         } else {
@@ -142,7 +148,9 @@ pub fn run(repo: &Path, wasmfw: &Path, work: &Path, repeat: u32, rounds: u32) ->
             // dns_block's twin uses bpf_loop, whose callbacks need the JIT:
             // UML's interpreter refuses it. Recorded as not measurable.
             let (e_ns, e_err) = match crate::ebpf_verdict(&policy, &p.frame) {
-                Ok(v) if v != p.expect => bail!("{filter} / {}: eBPF twin gave {} (expected {want})", p.what, v.as_str()),
+                Ok(v) if v != p.expect => {
+                    bail!("{filter} / {}: eBPF twin gave {} (expected {want})", p.what, v.as_str())
+                }
                 Ok(_) => {
                     let v = (0..rounds)
                         .map(|_| ebpf::run_ebpf_with(&policy.filter, &policy.params, &p.frame, repeat))

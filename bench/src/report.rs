@@ -140,7 +140,8 @@ fn tputs(lines: &[Value]) -> Vec<Tput> {
         let secs = l["secs"].as_f64().unwrap_or(0.0);
         let pps = if secs > 0.0 { received as f64 / secs } else { 0.0 };
         let config = l["config"].as_str().unwrap_or("?").to_string();
-        let best = Tput { config: config.clone(), pps, received, sent: l["sent"].as_u64().unwrap_or(0), secs, rounds: vec![] };
+        let best =
+            Tput { config: config.clone(), pps, received, sent: l["sent"].as_u64().unwrap_or(0), secs, rounds: vec![] };
         match out.iter_mut().find(|t| t.config == config) {
             Some(t) => {
                 t.rounds.push(pps);
@@ -174,7 +175,11 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
     println!("wasmfw bench: ns per packet (lower is better), one run on a shared 2-core VM ({cpu}) with other builds running:");
     println!("expect 10-20% noise. Ratios are Wasm/eBPF on the same row.");
     if let Some(s) = &source {
-        let dirty = if s["kmod_or_filters_uncommitted"].as_bool() == Some(true) { " + uncommitted changes under kmod/ or filters/" } else { "" };
+        let dirty = if s["kmod_or_filters_uncommitted"].as_bool() == Some(true) {
+            " + uncommitted changes under kmod/ or filters/"
+        } else {
+            ""
+        };
         println!("  source: commit {}{dirty}", s["commit"].as_str().unwrap_or("?"));
     }
     println!("  HOST (kernel {kernel}, eBPF {jit}), median of rounds:");
@@ -187,7 +192,9 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
     println!("    k/e        kmod-wasm / ebpf-jit (kernel Wasm engine against the host's JIT-compiled twin)");
     println!("    br+wasm    xdp-bridge -> kfunc wasmfw_xdp_run -> the Wasm filter, BPF_PROG_TEST_RUN");
     println!("    br+native  xdp-bridge -> kfunc wasmfw_xdp_native_icmp (native Rust in the module; icmp_drop only)");
-    println!("    ebpf-INT   the eBPF twin in UML: INTERPRETED (UML has no eBPF JIT)   empty  empty XDP program in UML");
+    println!(
+        "    ebpf-INT   the eBPF twin in UML: INTERPRETED (UML has no eBPF JIT)   empty  empty XDP program in UML"
+    );
     println!();
     println!(
         "{:<10} {:<28} {:>5} {:<7} {:>5} | {:>9} {:>6} {:>8} {:>7} {:>6} | {:>9} {:>6} | {:>7} {:>9} {:>8} {:>5}",
@@ -234,12 +241,22 @@ pub fn run(dir: &Path, out: &Path) -> Result<()> {
         let base = tp.iter().find(|t| t.config == "no filter").map(|t| t.pps);
         println!();
         println!("Throughput in the UML guest: 64-byte ICMP echo requests flooded over a veth pair (va -> vb) with AF_PACKET");
-        println!("sendmmsg for a fixed time; received = vb's rx_packets; every filter drops them, with no filter the stack");
-        println!("ignores them (icmp_echo_ignore_all). UML is one CPU: sender and receiver share it, so this is the cost of");
-        println!("the whole path per packet, and the eBPF twin here is INTERPRETED. Best of {} floods per configuration,", tp[0].rounds.len());
+        println!(
+            "sendmmsg for a fixed time; received = vb's rx_packets; every filter drops them, with no filter the stack"
+        );
+        println!(
+            "ignores them (icmp_echo_ignore_all). UML is one CPU: sender and receiver share it, so this is the cost of"
+        );
+        println!(
+            "the whole path per packet, and the eBPF twin here is INTERPRETED. Best of {} floods per configuration,",
+            tp[0].rounds.len()
+        );
         println!("taken round-robin; XDP in native (driver) mode unless it says skb. On veth, native XDP first turns the skb");
         println!("into an XDP buffer (a copy), which a NIC driver would not do: compare the XDP rows with each other.");
-        println!("{:<40} {:>12} {:>12} {:>12} {:>7} {:>12}", "configuration", "packets/s", "received", "sent", "secs", "vs no filter");
+        println!(
+            "{:<40} {:>12} {:>12} {:>12} {:>7} {:>12}",
+            "configuration", "packets/s", "received", "sent", "secs", "vs no filter"
+        );
         for t in &tp {
             println!(
                 "{:<40} {:>12.0} {:>12} {:>12} {:>7.1} {:>12}",
@@ -309,11 +326,7 @@ fn chart(path: &PathBuf, rows: &[Row], tp: &[Tput], cpu: &str) -> std::result::R
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(800);
     let n = rows.len().max(1) as f64;
-    let ymax = rows
-        .iter()
-        .flat_map(|r| SERIES.iter().filter_map(move |s| (s.2)(r)))
-        .fold(10.0f64, f64::max)
-        * 3.0;
+    let ymax = rows.iter().flat_map(|r| SERIES.iter().filter_map(move |s| (s.2)(r))).fold(10.0f64, f64::max) * 3.0;
     let mut c = ChartBuilder::on(&top)
         .caption(
             format!("wasmfw: ns per packet by filter and packet (log scale, lower is better); {cpu}, shared 2-core VM"),
@@ -323,7 +336,12 @@ fn chart(path: &PathBuf, rows: &[Row], tp: &[Tput], cpu: &str) -> std::result::R
         .x_label_area_size(250)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..n, (1f64..ymax).log_scale())?;
-    c.configure_mesh().disable_x_mesh().x_labels(0).y_desc("ns per packet").y_label_formatter(&|v| format!("{v:.0}")).draw()?;
+    c.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_desc("ns per packet")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
     let w = 0.8 / SERIES.len() as f64;
     for (s, (name, color, get)) in SERIES.iter().enumerate() {
         let color = *color;
@@ -347,7 +365,11 @@ fn chart(path: &PathBuf, rows: &[Row], tp: &[Tput], cpu: &str) -> std::result::R
             )
         })
     }))?;
-    c.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).draw()?;
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
     let note = "Missing bars: the native kfunc exists for icmp_drop only; dns_block's eBPF twin needs bpf_loop, which UML's interpreter refuses (callbacks need the JIT). UML runs module code natively on this CPU; x86/qemu TCG (emulated) figures are not in this chart.";
     root.draw(&Text::new(note, (12, 782), ("sans-serif", 12).into_font().color(&BLACK)))?;
     for (i, r) in rows.iter().enumerate() {

@@ -13,7 +13,11 @@ use wasmfw_xdp_bridge::Bridge;
 use crate::{ebpf, packets};
 
 fn verdict(ret: u32) -> Verdict {
-    if ret == 1 { Verdict::Drop } else { Verdict::Pass }
+    if ret == 1 {
+        Verdict::Drop
+    } else {
+        Verdict::Pass
+    }
 }
 
 pub fn run(repeat: u32, json_out: bool) -> Result<()> {
@@ -30,7 +34,15 @@ pub fn run(repeat: u32, json_out: bool) -> Result<()> {
         println!("# XDP test runs (BPF_PROG_TEST_RUN, repeat {repeat}); {note}");
         println!(
             "{:<28} {:>5} {:>7} {:>9} {:>9} {:>12} {:>13} {:>9} {:>11}",
-            "packet", "bytes", "verdict", "empty ns", "ebpf ns", "bridge+wasm", "bridge+native", "wasm/ebpf", "native/ebpf"
+            "packet",
+            "bytes",
+            "verdict",
+            "empty ns",
+            "ebpf ns",
+            "bridge+wasm",
+            "bridge+native",
+            "wasm/ebpf",
+            "native/ebpf"
         );
     }
     for p in packets::all(&["icmp_drop"])? {
@@ -44,12 +56,23 @@ pub fn run(repeat: u32, json_out: bool) -> Result<()> {
         }
         let r = |a: u32| a as f64 / ebpf_ns.max(1.0);
         if json_out {
-            println!("{}", json!({"packet": p.what, "bytes": p.frame.len(), "verdict": p.expect.as_str(), "empty_ns": e_ns,
-                "ebpf_ns": ebpf_ns, "bridge_wasm_ns": w_ns, "bridge_native_ns": n_ns, "guest": guest, "emulated": guest == "x86"}));
+            println!(
+                "{}",
+                json!({"packet": p.what, "bytes": p.frame.len(), "verdict": p.expect.as_str(), "empty_ns": e_ns,
+                "ebpf_ns": ebpf_ns, "bridge_wasm_ns": w_ns, "bridge_native_ns": n_ns, "guest": guest, "emulated": guest == "x86"})
+            );
         } else {
             println!(
                 "{:<28} {:>5} {:>7} {:>9} {:>9.0} {:>12} {:>13} {:>8.1}x {:>10.1}x",
-                p.what, p.frame.len(), p.expect.as_str(), e_ns, ebpf_ns, w_ns, n_ns, r(w_ns), r(n_ns)
+                p.what,
+                p.frame.len(),
+                p.expect.as_str(),
+                e_ns,
+                ebpf_ns,
+                w_ns,
+                n_ns,
+                r(w_ns),
+                r(n_ns)
             );
         }
     }

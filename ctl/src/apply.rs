@@ -70,8 +70,10 @@ fn desired(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
 pub fn run(dir: &Path, engine: Engine, mode: XdpMode, dry_run: bool, json: bool) -> Result<()> {
     let want = desired(dir)?;
     let ns = netns::current()?;
-    let have: BTreeMap<String, (Option<String>, String)> =
-        crate::attachments::entries_in(ns)?.into_iter().map(|e| (e.iface.clone(), (e.policy.clone(), e.engine.clone()))).collect();
+    let have: BTreeMap<String, (Option<String>, String)> = crate::attachments::entries_in(ns)?
+        .into_iter()
+        .map(|e| (e.iface.clone(), (e.policy.clone(), e.engine.clone())))
+        .collect();
     let mut changes = Vec::new();
     for (iface, policy) in &want {
         let p = Some(policy.display().to_string());
@@ -91,7 +93,12 @@ pub fn run(dir: &Path, engine: Engine, mode: XdpMode, dry_run: bool, json: bool)
     }
     for (iface, (cur, eng)) in &have {
         if !want.contains_key(iface) {
-            changes.push(Change { action: Action::Unload, iface: iface.clone(), policy: None, was: Some(format!("{} ({eng})", cur.as_deref().unwrap_or("a bare filter"))) });
+            changes.push(Change {
+                action: Action::Unload,
+                iface: iface.clone(),
+                policy: None,
+                was: Some(format!("{} ({eng})", cur.as_deref().unwrap_or("a bare filter"))),
+            });
         }
     }
     if !dry_run {
@@ -102,13 +109,23 @@ pub fn run(dir: &Path, engine: Engine, mode: XdpMode, dry_run: bool, json: bool)
     }
     let n = changes.iter().filter(|c| c.action != Action::Unchanged).count();
     if json {
-        println!("{}", serde_json::json!({"netns": netns::display(ns), "dry_run": dry_run, "changed": n, "changes": changes}));
+        println!(
+            "{}",
+            serde_json::json!({"netns": netns::display(ns), "dry_run": dry_run, "changed": n, "changes": changes})
+        );
         return Ok(());
     }
     for c in &changes {
         let (sign, what) = match c.action {
             Action::Load => ('+', format!("load {}", c.policy.as_deref().unwrap_or_default())),
-            Action::Replace => ('~', format!("replace {} with {}", c.was.as_deref().unwrap_or_default(), c.policy.as_deref().unwrap_or_default())),
+            Action::Replace => (
+                '~',
+                format!(
+                    "replace {} with {}",
+                    c.was.as_deref().unwrap_or_default(),
+                    c.policy.as_deref().unwrap_or_default()
+                ),
+            ),
             Action::Unload => ('-', format!("unload {}", c.was.as_deref().unwrap_or_default())),
             Action::Unchanged => ('=', format!("unchanged {}", c.policy.as_deref().unwrap_or_default())),
         };

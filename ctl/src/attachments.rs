@@ -30,7 +30,11 @@ pub fn mode_name(m: Mode) -> &'static str {
 }
 
 pub fn mode_of(name: &str) -> Mode {
-    if name == "native" { Mode::Native } else { Mode::Skb }
+    if name == "native" {
+        Mode::Native
+    } else {
+        Mode::Skb
+    }
 }
 
 const NETNS_DELETED: &str = "network namespace deleted";

@@ -148,7 +148,8 @@ impl Out {
                 id
             }
         };
-        let mut comment = format!("wasmfw verdict={} filter={} name={} cpu={}", verdict_name(r.verdict), r.filter, self.name, r.cpu);
+        let mut comment =
+            format!("wasmfw verdict={} filter={} name={} cpu={}", verdict_name(r.verdict), r.filter, self.name, r.cpu);
         if r.audit {
             comment.push_str(" mode=audit");
         }

@@ -13,7 +13,9 @@ pub const DEVICE: &str = "/dev/wasmfw";
 #[path = "../../kmod/wasmfw/wasmfw_uapi.rs"]
 pub mod uapi;
 use uapi::*;
-pub use uapi::{Info, LogRecord, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOAD_AUDIT, LOG_RING_RECORDS, MAP_HASH, MAP_PERCPU_ARRAY};
+pub use uapi::{
+    Info, LogRecord, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOAD_AUDIT, LOG_RING_RECORDS, MAP_HASH, MAP_PERCPU_ARRAY,
+};
 pub use uapi::{CAPTURE_DROP, CAPTURE_FAULT, CAPTURE_PASS, CAPTURE_SNAPLEN};
 
 /// One packet the module recorded (`wasmfw capture`).
@@ -144,7 +146,11 @@ impl Device {
         // SAFETY: `arg` is the repr(C) struct the request number encodes
         // (size included); the kernel reads/writes only that many bytes.
         let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), req as _, arg as *mut T) };
-        if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 
     /// Loads the policy's filter into the kernel (not attached). Returns
@@ -163,7 +169,13 @@ impl Device {
             on_fault: policy.on_fault.abi() as u32,
             id: 0,
             name: fixed(&policy.filter),
-            policy: fixed(&policy.source.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()).display().to_string()).unwrap_or_default()),
+            policy: fixed(
+                &policy
+                    .source
+                    .as_ref()
+                    .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()).display().to_string())
+                    .unwrap_or_default(),
+            ),
             err: err.as_mut_ptr() as u64,
             err_len: err.len() as u32,
             stack_used: 0,
@@ -253,7 +265,8 @@ impl Device {
         let mut out = Vec::new();
         let mut cursor = 0u32;
         loop {
-            let mut req = MapDump { id, cursor, map: map.name, buf: buf.as_mut_ptr() as u64, cap: buf.len() as u64, len: 0 };
+            let mut req =
+                MapDump { id, cursor, map: map.name, buf: buf.as_mut_ptr() as u64, cap: buf.len() as u64, len: 0 };
             self.ioctl(IOC_MAP_DUMP, &mut req).map_err(|e| explain(&format!("dumping map {}", map.name()), e))?;
             let len = (req.len as usize).min(buf.len());
             for r in buf[..len].chunks_exact(rec) {
@@ -271,7 +284,16 @@ impl Device {
     pub fn log_read(&self, id: u32, cursor: u64) -> Result<LogPage> {
         let zero = LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] };
         let mut buf = vec![zero; LOG_RING_RECORDS as usize];
-        let mut req = LogRead { id, cap: LOG_RING_RECORDS, buf: buf.as_mut_ptr() as u64, cursor, lost: 0, dropped: 0, count: 0, pad: 0 };
+        let mut req = LogRead {
+            id,
+            cap: LOG_RING_RECORDS,
+            buf: buf.as_mut_ptr() as u64,
+            cursor,
+            lost: 0,
+            dropped: 0,
+            count: 0,
+            pad: 0,
+        };
         self.ioctl(IOC_LOG_READ, &mut req).map_err(|e| explain(&format!("reading the log of filter {id}"), e))?;
         buf.truncate(req.count.min(LOG_RING_RECORDS) as usize);
         Ok(LogPage { records: buf, next: req.cursor, lost: req.lost, dropped: req.dropped })
@@ -318,7 +340,8 @@ impl Device {
     /// them and the records lost so far (ring full).
     pub fn capture_read(&self, id: u32) -> Result<(Vec<CaptureRecord>, u64)> {
         let mut buf = vec![0u8; CAPTURE_READ_MAX as usize];
-        let mut req = CaptureRead { id, count: 0, buf: buf.as_mut_ptr() as u64, cap: buf.len() as u64, len: 0, lost: 0 };
+        let mut req =
+            CaptureRead { id, count: 0, buf: buf.as_mut_ptr() as u64, cap: buf.len() as u64, len: 0, lost: 0 };
         self.ioctl(IOC_CAPTURE_READ, &mut req).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => anyhow!("the capture ended: filter {id} was detached, replaced or unloaded"),
             _ => explain("reading the capture", e),

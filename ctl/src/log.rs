@@ -40,7 +40,10 @@ fn level_name(level: u32) -> &'static str {
 /// The filter's text, with control characters escaped: a filter must not
 /// be able to forge lines or drive the terminal.
 fn printable(msg: &[u8]) -> String {
-    String::from_utf8_lossy(msg).chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
+    String::from_utf8_lossy(msg)
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+        .collect()
 }
 
 fn print_line(json: bool, ts_ns: u64, cpu: Option<u32>, level: &str, filter: &str, seq: Option<u64>, msg: &str) {

@@ -247,13 +247,20 @@ fn run(cmd: Cmd, json: bool) -> anyhow::Result<()> {
         Cmd::Log { iface, follow } => log::run(&iface, follow, json),
         Cmd::Apply { dir, engine, mode, dry_run } => apply::run(&dir, engine, mode, dry_run, json),
         Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wasmfw", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "wasmfw",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Cmd::UapiLayout => {
             println!("{}", kmod::uapi_layout_json());
             Ok(())
         }
-        Cmd::Manpage => Ok(clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?),
+        Cmd::Manpage => {
+            Ok(clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?)
+        }
     }
 }

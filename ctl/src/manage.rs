@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use wasmfw_ebpf::Twin;
 use wasmfw_ebpf::rawmap::Carried;
+use wasmfw_ebpf::Twin;
 use wasmfw_policy::{Hook, Mode, Param, Policy};
 
 use crate::access::{check_iface, check_privileges, ifindex_of};
@@ -42,7 +42,14 @@ fn read_target(path: &Path) -> Result<Target> {
     if path.extension().is_some_and(|e| e == "wasm") {
         // A bare filter: its twin, default parameters.
         let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(Target { filter, params: Vec::new(), policy: None, hook: Hook::Xdp, ifaces: Vec::new(), mode: Mode::Enforce });
+        return Ok(Target {
+            filter,
+            params: Vec::new(),
+            policy: None,
+            hook: Hook::Xdp,
+            ifaces: Vec::new(),
+            mode: Mode::Enforce,
+        });
     }
     // The ebpf engine runs the filter's twin: its .wasm need not exist.
     let policy = Policy::load_without_wasm(path).map_err(|e| anyhow!("{e}"))?;
@@ -120,7 +127,8 @@ fn on_each(ifaces: &[String], attach: impl Fn(&str) -> Result<()>) -> Result<()>
             for d in done.iter().rev() {
                 let _ = detach_one(d);
             }
-            let undone = if done.is_empty() { String::new() } else { format!(" (detached again from {})", done.join(", ")) };
+            let undone =
+                if done.is_empty() { String::new() } else { format!(" (detached again from {})", done.join(", ")) };
             return Err(e.context(format!("loading on {iface}{undone}")));
         }
         done.push(iface);
@@ -146,11 +154,20 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
     if let Some(mut e) = records::read(ns, &iface) {
         check_ebpf(&mut e);
         if e.attached && !args.replace {
-            bail!("wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically", e.filter, e.engine);
+            bail!(
+                "wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically",
+                e.filter,
+                e.engine
+            );
         }
         if e.attached {
             if mode_of(&e.mode) != mode {
-                bail!("{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})", e.filter, e.mode, e.mode);
+                bail!(
+                    "{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})",
+                    e.filter,
+                    e.mode,
+                    e.mode
+                );
             }
             old = e.prog_id;
         } else {
@@ -178,7 +195,8 @@ fn load_ebpf(args: &LoadArgs, target: &Target, iface: &str, hook: Hook, json: bo
             wasmfw_xdp_bridge::replace(ifindex, fd, old_id, mode)
                 .with_context(|| format!("replacing program {old_id} on {iface} with {}", twin.name()))?;
         }
-        None => wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode).with_context(|| format!("attaching {} to {iface}", twin.name()))?,
+        None => wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode)
+            .with_context(|| format!("attaching {} to {iface}", twin.name()))?,
     }
     let filter_mode = if audit { Mode::Audit } else { Mode::Enforce };
     let entry = Entry {
@@ -248,7 +266,10 @@ fn carry_kmod_maps(dev: &crate::kmod::Device, old: u32, new: u32) -> Result<Vec<
             continue;
         }
         if (n.kind, n.key_size, n.value_size) != (o.kind, o.key_size, o.value_size) {
-            out.push(skip(format!("kind or sizes differ (key/value {}/{} -> {}/{})", o.key_size, o.value_size, n.key_size, n.value_size)));
+            out.push(skip(format!(
+                "kind or sizes differ (key/value {}/{} -> {}/{})",
+                o.key_size, o.value_size, n.key_size, n.value_size
+            )));
             continue;
         }
         if o.max_entries > n.max_entries {
@@ -300,7 +321,8 @@ fn detach_bridge(iface: &str) -> Result<bool> {
     let Some(idx) = ifindex_of(iface) else { return Ok(false) };
     match wasmfw_xdp_bridge::attached(idx)? {
         Some((a, name)) if name == wasmfw_xdp_bridge::PROG_NAME => {
-            wasmfw_xdp_bridge::detach(idx, a.prog_id, a.mode).with_context(|| format!("detaching xdp-bridge from {iface}"))?;
+            wasmfw_xdp_bridge::detach(idx, a.prog_id, a.mode)
+                .with_context(|| format!("detaching xdp-bridge from {iface}"))?;
             Ok(true)
         }
         _ => Ok(false),
@@ -354,7 +376,12 @@ fn detach_one(iface: &str) -> Result<Detached> {
         }
         records::remove(ns, iface);
         let why = e.gone.as_deref().unwrap_or("gone");
-        return done(&e.filter, &e.engine, false, format!("{} was no longer attached on {iface} ({why}); record removed", e.filter));
+        return done(
+            &e.filter,
+            &e.engine,
+            false,
+            format!("{} was no longer attached on {iface} ({why}); record removed", e.filter),
+        );
     }
     if let Some(info) = kmod_attached(ns, iface)? {
         // XDP: drop the bridge program first, so no packet reaches the
@@ -386,7 +413,10 @@ fn load_wasm(args: &LoadArgs, policy: &Policy, iface: &str, hook: Hook, json: bo
     let ns = netns::current()?;
     if let Some(old) = kmod_attached(ns, iface)? {
         if !args.replace {
-            bail!("{} is already attached on {iface} (wasm); unload it first or pass --replace to swap atomically", old.name());
+            bail!(
+                "{} is already attached on {iface} (wasm); unload it first or pass --replace to swap atomically",
+                old.name()
+            );
         }
     }
     if let Some(mut e) = records::read(ns, iface) {
@@ -489,7 +519,10 @@ pub fn test_run(target: &Path, pcap: &Path, repeat: u32, via_bridge: bool, json:
                 }
             };
             if json {
-                println!("{}", serde_json::json!({"index": index, "verdict": verdict, "repeat": repeat, "ns_per_run": per}));
+                println!(
+                    "{}",
+                    serde_json::json!({"index": index, "verdict": verdict, "repeat": repeat, "ns_per_run": per})
+                );
             } else {
                 println!("{index:6} {verdict:4} {per:10.1} ns/run ({repeat} runs)");
             }
@@ -500,4 +533,3 @@ pub fn test_run(target: &Path, pcap: &Path, repeat: u32, via_bridge: bool, json:
     let unloaded = if via_bridge { dev.detach("lo") } else { dev.unload(id) };
     result.and(unloaded)
 }
-

@@ -11,8 +11,7 @@ mod typed;
 /// A list parameter's map or its `<map>_lens` mask (docs/filter-abi.md,
 /// "List maps"): configuration from the policy, never state to carry over.
 pub fn is_list_map(name: &str, key_size: usize) -> bool {
-    typed::form_of(name, key_size).is_some()
-        || name.strip_suffix("_lens").is_some_and(typed::is_list_name)
+    typed::form_of(name, key_size).is_some() || name.strip_suffix("_lens").is_some_and(typed::is_list_name)
 }
 
 use anyhow::{anyhow, bail, Result};
@@ -120,7 +119,9 @@ impl Target {
                 let maps = dev.maps(id)?;
                 Ok(Target::Wasm { dev, id, maps })
             }
-            crate::attachments::Attached::Ebpf(prog_id) => Ok(Target::Ebpf { maps: wasmfw_ebpf::rawmap::maps_of_prog(prog_id)? }),
+            crate::attachments::Attached::Ebpf(prog_id) => {
+                Ok(Target::Ebpf { maps: wasmfw_ebpf::rawmap::maps_of_prog(prog_id)? })
+            }
         }
     }
 
@@ -157,9 +158,12 @@ impl Target {
     fn desc(&self, name: &str) -> Result<MapDesc> {
         let all = self.list();
         let names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
-        all.into_iter()
-            .find(|m| m.name == name)
-            .ok_or_else(|| anyhow!("the filter has no map '{name}' (it has: {})", if names.is_empty() { "none".into() } else { names.join(", ") }))
+        all.into_iter().find(|m| m.name == name).ok_or_else(|| {
+            anyhow!(
+                "the filter has no map '{name}' (it has: {})",
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            )
+        })
     }
 
     fn dump(&self, name: &str) -> Result<Vec<Entry>> {
@@ -260,7 +264,8 @@ impl Target {
         // A key as `map dump` prints it: a name key's exact hex (no dot), so
         // a dumped key can be pasted back (no one blocks a 32-hex-digit TLD).
         let t = s.trim();
-        let dumped = form == Some(typed::Form::Name) && t.len() == 2 * d.key_size && t.bytes().all(|b| b.is_ascii_hexdigit());
+        let dumped =
+            form == Some(typed::Form::Name) && t.len() == 2 * d.key_size && t.bytes().all(|b| b.is_ascii_hexdigit());
         // Typed first (`8080` is a port, not two hex bytes); hex if that fails.
         let mut key = match form {
             Some(f) if !t.starts_with("0x") && !dumped => match typed::parse(f, s) {
@@ -325,7 +330,10 @@ pub fn run(cmd: &MapCmd, json: bool) -> Result<()> {
             print(&l, &|| {
                 println!("{:<16} {:<13} {:>4} {:>6} {:>8}", "NAME", "KIND", "KEY", "VALUE", "ENTRIES");
                 for m in &l {
-                    println!("{:<16} {:<13} {:>4} {:>6} {:>8}", m.name, m.kind, m.key_size, m.value_size, m.max_entries);
+                    println!(
+                        "{:<16} {:<13} {:>4} {:>6} {:>8}",
+                        m.name, m.kind, m.key_size, m.value_size, m.max_entries
+                    );
                 }
             })
         }
@@ -374,7 +382,12 @@ pub fn run(cmd: &MapCmd, json: bool) -> Result<()> {
 fn print_entry(e: &Entry) {
     match (&e.value, &e.values) {
         (Some(v), _) => println!("key {}{} value {v}", e.key, typed_note(e)),
-        (_, Some(vs)) => println!("key {}{} values {}", e.key, typed_note(e), vs.iter().enumerate().map(|(c, v)| format!("cpu{c}={v}")).collect::<Vec<_>>().join(" ")),
+        (_, Some(vs)) => println!(
+            "key {}{} values {}",
+            e.key,
+            typed_note(e),
+            vs.iter().enumerate().map(|(c, v)| format!("cpu{c}={v}")).collect::<Vec<_>>().join(" ")
+        ),
         _ => println!("key {}{}", e.key, typed_note(e)),
     }
 }

@@ -85,7 +85,8 @@ pub fn run_in<T: Send>(ns: u64, f: impl FnOnce() -> Result<T> + Send) -> Result<
     let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     std::thread::scope(|s| {
         s.spawn(move || {
-            setns(&file).map_err(|e| anyhow!("entering network namespace {} ({}): {e}", display(ns), path.display()))?;
+            setns(&file)
+                .map_err(|e| anyhow!("entering network namespace {} ({}): {e}", display(ns), path.display()))?;
             f().map(Some)
         })
         .join()

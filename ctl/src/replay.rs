@@ -78,9 +78,18 @@ pub fn run(target: &Path, pcap: &Path, json: bool) -> Result<()> {
             Fault::Fuel => "fuel",
         });
         if json {
-            println!("{}", json!({"index": index, "verdict": o.verdict.as_str(), "len": p.data.len(), "fuel": o.fuel_used, "fault": fault}));
+            println!(
+                "{}",
+                json!({"index": index, "verdict": o.verdict.as_str(), "len": p.data.len(), "fuel": o.fuel_used, "fault": fault})
+            );
         } else {
-            println!("{index:6} {:4} len {:5} fuel {:6}{}", o.verdict.as_str(), p.data.len(), o.fuel_used, fault.map(|f| format!(" fault: {f}")).unwrap_or_default());
+            println!(
+                "{index:6} {:4} len {:5} fuel {:6}{}",
+                o.verdict.as_str(),
+                p.data.len(),
+                o.fuel_used,
+                fault.map(|f| format!(" fault: {f}")).unwrap_or_default()
+            );
         }
     }
     let mut counters = serde_json::Map::new();
@@ -88,7 +97,10 @@ pub fn run(target: &Path, pcap: &Path, json: bool) -> Result<()> {
         counters.insert(n.to_string(), v.into());
     });
     if json {
-        println!("{}", json!({"summary": true, "filter": policy.filter, "packets": packets.len(), "fuel": total_fuel, "counters": counters}));
+        println!(
+            "{}",
+            json!({"summary": true, "filter": policy.filter, "packets": packets.len(), "fuel": total_fuel, "counters": counters})
+        );
     } else {
         println!("--- {} packets through {} (fuel {total_fuel})", packets.len(), policy.filter);
         for (n, v) in &counters {

@@ -41,7 +41,10 @@ fn only(iface: Option<&str>) -> Result<Option<(u64, &str)>> {
 }
 
 pub fn nothing_on(iface: &str) -> anyhow::Error {
-    anyhow!("nothing attached on {iface} by wasmfw (network namespace {})", netns::current().map(netns::display).unwrap_or_default())
+    anyhow!(
+        "nothing attached on {iface} by wasmfw (network namespace {})",
+        netns::current().map(netns::display).unwrap_or_default()
+    )
 }
 
 pub fn status(json: bool) -> Result<()> {
@@ -139,9 +142,18 @@ pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>, json: bool) 
                 let per_sec: BTreeMap<&str, f64> = e
                     .counters
                     .iter()
-                    .map(|(k, v)| (k.as_str(), v.saturating_sub(before.and_then(|b| b.counters.get(k)).copied().unwrap_or(0)) as f64 / secs))
+                    .map(|(k, v)| {
+                        (
+                            k.as_str(),
+                            v.saturating_sub(before.and_then(|b| b.counters.get(k)).copied().unwrap_or(0)) as f64
+                                / secs,
+                        )
+                    })
                     .collect();
-                println!("{}", serde_json::json!({"netns": e.netns, "iface": e.iface, "filter": e.filter, "per_second": per_sec}));
+                println!(
+                    "{}",
+                    serde_json::json!({"netns": e.netns, "iface": e.iface, "filter": e.filter, "per_second": per_sec})
+                );
             } else {
                 println!("{} {} {}: {}", e.netns, e.iface, e.filter, rates.join(" "));
             }

@@ -59,7 +59,8 @@ pub fn limits(policy: &Policy) -> Limits {
 pub fn load(policy: &Policy, quiet: bool) -> Result<Loaded> {
     let wasm = std::fs::read(&policy.wasm).with_context(|| format!("{}", policy.wasm.display()))?;
     let env = Arc::new(UserEnv { now: AtomicU64::new(0), name: policy.filter.clone(), quiet });
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     match wasmfw_engine::load(&wasm, limits(policy), &policy.config_bytes(), 1, env.clone(), seed) {
         Ok((filter, mut instances)) => {
             let instance = instances.pop().ok_or_else(|| anyhow!("engine returned no instance"))?;
@@ -75,7 +76,11 @@ pub fn describe(policy: &Policy, e: &LoadError) -> String {
         if let Some(rest) = message.strip_prefix("param ") {
             if let Some((key, why)) = rest.split_once(':') {
                 if let (Some(src), Some(line)) = (&policy.source, policy.param_line(key)) {
-                    return format!("{}:{line}: key 'params.{key}': filter {} rejected it:{why}", src.display(), policy.filter);
+                    return format!(
+                        "{}:{line}: key 'params.{key}': filter {} rejected it:{why}",
+                        src.display(),
+                        policy.filter
+                    );
                 }
                 return format!("{}: parameter '{key}': filter {} rejected it:{why}", policy.origin(), policy.filter);
             }

@@ -47,9 +47,14 @@ fn malformed_modules_are_refused() {
 #[test]
 fn modules_that_break_the_abi_are_refused() {
     let d = tempfile::tempdir().unwrap();
-    let e = check(&write(d.path(), "noexports.wasm", &wat::parse_str("(module (memory (export \"memory\") 1))").unwrap()));
+    let e =
+        check(&write(d.path(), "noexports.wasm", &wat::parse_str("(module (memory (export \"memory\") 1))").unwrap()));
     assert!(e.contains("not a wasmfw filter: missing export wasmfw_abi_version"), "{e}");
-    let e = check(&write(d.path(), "import.wasm", &wat_filter(r#"(import "wasmfw" "exec" (func (param i32)))"#, "i32.const 0", 1)));
+    let e = check(&write(
+        d.path(),
+        "import.wasm",
+        &wat_filter(r#"(import "wasmfw" "exec" (func (param i32)))"#, "i32.const 0", 1),
+    ));
     assert!(e.contains("imports unknown function wasmfw.exec"), "{e}");
     let e = check(&write(d.path(), "env.wasm", &wat_filter(r#"(import "env" "abort" (func))"#, "i32.const 0", 1)));
     assert!(e.contains("imports unknown function env.abort"), "{e}");
@@ -73,8 +78,14 @@ fn broken_policies_name_file_line_and_key() {
         (format!("filter = {f:?}\nhook = \"tc\"\n"), ":2: key 'hook'"),
         (format!("filter = {f:?}\nmemory_limit = 100\n"), ":2: key 'memory_limit'"),
         // The filter itself rejects a parameter it does not know, or a bad value.
-        (format!("filter = {f:?}\n[params]\nsyn_rate = 5\nsynburst = 3\n"), ":4: key 'params.synburst': filter l4_dos rejected it"),
-        (format!("filter = {f:?}\n[params]\nallow = [\"10.0.0.0/33\"]\n"), ":3: key 'params.allow': filter l4_dos rejected it"),
+        (
+            format!("filter = {f:?}\n[params]\nsyn_rate = 5\nsynburst = 3\n"),
+            ":4: key 'params.synburst': filter l4_dos rejected it",
+        ),
+        (
+            format!("filter = {f:?}\n[params]\nallow = [\"10.0.0.0/33\"]\n"),
+            ":3: key 'params.allow': filter l4_dos rejected it",
+        ),
         (format!("filter = {f:?}\n[params]\nsyn_rate = -1\n"), ":3: key 'params.syn_rate'"),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
@@ -82,9 +93,22 @@ fn broken_policies_name_file_line_and_key() {
         let e = check(&p);
         assert!(e.contains(&format!("p{i}.toml{want}")), "case {i}: {e}");
     }
-    let e = check(&write(d.path(), "icmp.toml", format!("filter = {:?}\n[params]\nfrom = [\"not-an-ip\"]\n", filter("icmp_drop").display().to_string()).as_bytes()));
+    let e = check(&write(
+        d.path(),
+        "icmp.toml",
+        format!("filter = {:?}\n[params]\nfrom = [\"not-an-ip\"]\n", filter("icmp_drop").display().to_string())
+            .as_bytes(),
+    ));
     assert!(e.contains(":3: key 'params.from'"), "{e}");
-    let e = check(&write(d.path(), "dns.toml", format!("filter = {:?}\n[params]\nblock = [\"ok.com\"]\nmax_pointer_hops = \"x\"\n", filter("dns_block").display().to_string()).as_bytes()));
+    let e = check(&write(
+        d.path(),
+        "dns.toml",
+        format!(
+            "filter = {:?}\n[params]\nblock = [\"ok.com\"]\nmax_pointer_hops = \"x\"\n",
+            filter("dns_block").display().to_string()
+        )
+        .as_bytes(),
+    ));
     assert!(e.contains(":4: key 'params.max_pointer_hops'"), "{e}");
     // Every shipped policy is valid.
     for p in ["icmp.toml", "l4-dos.toml", "dns-block.toml"] {
@@ -107,7 +131,11 @@ fn replay_refuses_bad_captures() {
 fn faulty(body: &str, on_fault: &str, extra: &str, n: usize) -> (Vec<String>, serde_json::Value) {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "f.wasm", &wat_filter("", body, 1));
-    let pol = write(d.path(), "p.toml", format!("filter = \"f.wasm\"\non_fault = \"{on_fault}\"\nfuel = 5000\n{extra}\n").as_bytes());
+    let pol = write(
+        d.path(),
+        "p.toml",
+        format!("filter = \"f.wasm\"\non_fault = \"{on_fault}\"\nfuel = 5000\n{extra}\n").as_bytes(),
+    );
     verdicts(&pol, &at_once((0..n).map(|_| echo4("10.0.0.1", "10.0.0.2")).collect()))
 }
 

@@ -6,8 +6,9 @@ use std::process::Command;
 fn wasmfw(args: &[&str]) -> (bool, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmfw")).args(args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(text.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {text:?} stderr {:?}", String::from_utf8_lossy(&out.stderr)));
+    let v = serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!("{args:?}: stdout is not JSON ({e}): {text:?} stderr {:?}", String::from_utf8_lossy(&out.stderr))
+    });
     (out.status.success(), v)
 }
 

@@ -35,7 +35,22 @@ impl Lab {
     fn syns(&self, count: u32) {
         let out = sh(&mut in_ns(
             NS_A,
-            &["timeout", "20", "hping3", "-q", "-S", "-p", "8080", "-i", "u1000", "-c", &count.to_string(), "-a", IP_A, IP_B],
+            &[
+                "timeout",
+                "20",
+                "hping3",
+                "-q",
+                "-S",
+                "-p",
+                "8080",
+                "-i",
+                "u1000",
+                "-c",
+                &count.to_string(),
+                "-a",
+                IP_A,
+                IP_B,
+            ],
         ));
         assert!(out.status.code().is_some(), "hping3 killed");
     }
@@ -80,7 +95,10 @@ fn ebpf_audit_and_keep_maps() {
     let c = lab.counters();
     let dropped = n(&c, "echo_dropped");
     eprintln!("audit->enforce under flood: sent {sent}, received {received}, dropped by the new program {dropped}");
-    assert!(received > 0 && dropped > 0, "the switch was not inside the flood: sent {sent} received {received} dropped {dropped}");
+    assert!(
+        received > 0 && dropped > 0,
+        "the switch was not inside the flood: sent {sent} received {received} dropped {dropped}"
+    );
     assert_eq!(received + dropped, sent, "requests neither answered nor dropped by the new program: {c}");
     assert_eq!(n(&c, "audit_would_drop"), 0, "{c}");
     assert_eq!(lab.ping_counts(&["-c", "3", "-i", "0.2", "-W", "1"]).1, 0, "enforce mode answered pings");
@@ -93,7 +111,9 @@ fn ebpf_audit_and_keep_maps() {
     lab.wasmfw_ok(&["unload", "--iface", IF_B]);
 
     // --- --keep-maps: a SYN flooder's bucket survives a blocklist change --
-    let l4 = |ports: &str| format!("filter = \"l4_dos\"\n[params]\nsyn_rate = 1\nsyn_burst = 20\nblocked_ports = [{ports}]\n");
+    let l4 = |ports: &str| {
+        format!("filter = \"l4_dos\"\n[params]\nsyn_rate = 1\nsyn_burst = 20\nblocked_ports = [{ports}]\n")
+    };
     let first = lab.policy("l4-a.toml", &l4("23"));
     let second = lab.policy("l4-b.toml", &l4("23, 2323"));
     lab.wasmfw_ok(&["load", &first, "--iface", IF_B, "--engine", "ebpf"]);

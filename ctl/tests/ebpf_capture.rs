@@ -39,7 +39,8 @@ impl Lab {
 
     /// Starts `wasmfw capture` and waits until the program is armed.
     fn start_capture(&self, args: &[&str]) -> Child {
-        let child = self.wasmfw_cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child =
+            self.wasmfw_cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let t0 = Instant::now();
         while self.cap_cfg() == "0000000000000000" {
             assert!(t0.elapsed() < Duration::from_secs(10), "capture never armed");
@@ -112,7 +113,20 @@ fn ebpf_capture_on_veth() {
     let dir = tempfile::tempdir().unwrap();
     let drops = dir.path().join("drops.pcapng");
     let d = drops.to_str().unwrap();
-    let child = lab.start_capture(&["capture", "--iface", IF_B, "--verdict", "drop", "-c", "5", "-w", d, "--duration", "30", "--json"]);
+    let child = lab.start_capture(&[
+        "capture",
+        "--iface",
+        IF_B,
+        "--verdict",
+        "drop",
+        "-c",
+        "5",
+        "-w",
+        d,
+        "--duration",
+        "30",
+        "--json",
+    ]);
     assert!(!lab.ping(5), "pings got through icmp_drop");
     let summary = finish(child);
     assert_eq!(summary["packets"], 5, "{summary}");
@@ -125,12 +139,16 @@ fn ebpf_capture_on_veth() {
         assert_eq!(*link, DataLink::ETHERNET);
         assert_eq!(ipv4(data), Some((1, IP_A, IP_B, 8)), "not an echo request from A to B: {data:02x?}");
         assert_eq!(comments.len(), 1);
-        assert!(comments[0].starts_with("wasmfw verdict=drop filter=") && comments[0].contains(" name=icmp_drop cpu="), "{comments:?}");
+        assert!(
+            comments[0].starts_with("wasmfw verdict=drop filter=") && comments[0].contains(" name=icmp_drop cpu="),
+            "{comments:?}"
+        );
     }
 
     // tshark reads the same file the same way.
     if sh(Command::new("sh").args(["-c", "command -v tshark"])).status.success() {
-        let out = sh(Command::new("tshark").args(["-r", d, "-Y", "icmp.type == 8", "-T", "fields", "-e", "frame.comment"]));
+        let out =
+            sh(Command::new("tshark").args(["-r", d, "-Y", "icmp.type == 8", "-T", "fields", "-e", "frame.comment"]));
         assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = text.lines().collect();
@@ -141,7 +159,8 @@ fn ebpf_capture_on_veth() {
     }
 
     // Replay in userspace gives the same verdicts.
-    let out = sh(Command::new(env!("CARGO_BIN_EXE_wasmfw")).args(["replay", icmp.to_str().unwrap(), "--pcap", d, "--json"]));
+    let out =
+        sh(Command::new(env!("CARGO_BIN_EXE_wasmfw")).args(["replay", icmp.to_str().unwrap(), "--pcap", d, "--json"]));
     assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
     let verdicts: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -155,7 +174,8 @@ fn ebpf_capture_on_veth() {
     lab.start_tcp_server();
     let passes = dir.path().join("passes.pcapng");
     let p = passes.to_str().unwrap();
-    let child = lab.start_capture(&["capture", "--iface", IF_B, "--verdict", "pass", "--duration", "2", "-w", p, "--json"]);
+    let child =
+        lab.start_capture(&["capture", "--iface", IF_B, "--verdict", "pass", "--duration", "2", "-w", p, "--json"]);
     assert!(lab.tcp(), "TCP blocked by icmp_drop");
     assert!(!lab.ping(1));
     let summary = finish(child);
@@ -163,5 +183,8 @@ fn ebpf_capture_on_veth() {
     assert_eq!(summary["packets"], pkts.len() as u64, "{summary}");
     let tcp_in: Vec<_> = pkts.iter().filter(|(_, d, _)| matches!(ipv4(d), Some((6, IP_A, IP_B, _)))).collect();
     assert!(tcp_in.len() >= 3, "fewer than 3 TCP packets from A (SYN, ACK, FIN...): {}", pkts.len());
-    assert!(pkts.iter().all(|(_, d, c)| c[0].contains("verdict=pass") && ipv4(d).map(|i| i.0) != Some(1)), "a ping in the pass capture");
+    assert!(
+        pkts.iter().all(|(_, d, c)| c[0].contains("verdict=pass") && ipv4(d).map(|i| i.0) != Some(1)),
+        "a ping in the pass capture"
+    );
 }

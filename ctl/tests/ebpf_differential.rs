@@ -58,7 +58,14 @@ fn ebpf_twins_agree_with_wasm_filters() {
     let filters = root().join("target/filters");
     let policy = |name: &str, filter: &str, params: &str| {
         let p = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&p, format!("filter = {:?}\n[params]\n{params}\n", filters.join(format!("{filter}.wasm")).display().to_string())).unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "filter = {:?}\n[params]\n{params}\n",
+                filters.join(format!("{filter}.wasm")).display().to_string()
+            ),
+        )
+        .unwrap();
         p
     };
     let mut all = Vec::new();
@@ -74,12 +81,20 @@ fn ebpf_twins_agree_with_wasm_filters() {
     bad += compare("icmp", &root().join("policies/icmp.toml"), &all);
     bad += compare(
         "icmp-lists",
-        &policy("icmp-lists", "icmp_drop", "from = [\"10.0.0.0/24\", \"fd00::/16\"]\nto = [\"10.0.0.2\", \"fd00::2\", \"2001:db8::/32\"]"),
+        &policy(
+            "icmp-lists",
+            "icmp_drop",
+            "from = [\"10.0.0.0/24\", \"fd00::/16\"]\nto = [\"10.0.0.2\", \"fd00::2\", \"2001:db8::/32\"]",
+        ),
         &all,
     );
     bad += compare("icmp-any6", &policy("icmp-any6", "icmp_drop", "from = [\"::/0\"]"), &all);
     bad += compare("dns", &root().join("policies/dns-block.toml"), &all);
-    bad += compare("dns-hops", &policy("dns-hops", "dns_block", "block = [\"TRACKER.test\", \"com\"]\nmax_pointer_hops = 20"), &all);
+    bad += compare(
+        "dns-hops",
+        &policy("dns-hops", "dns_block", "block = [\"TRACKER.test\", \"com\"]\nmax_pointer_hops = 20"),
+        &all,
+    );
     bad += compare(
         "l4",
         &policy(

@@ -36,7 +36,9 @@ impl Lab {
     /// One UDP datagram from wfl-a to `port` on wfl-b.
     fn udp_to(&self, port: u16) {
         let ip_b = NET.ip_b;
-        let script = format!("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.sendto(b'hi',('{ip_b}',{port}))");
+        let script = format!(
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.sendto(b'hi',('{ip_b}',{port}))"
+        );
         assert!(self.python_in_a(&script));
     }
 }
@@ -69,7 +71,8 @@ fn ebpf_log_lines_match_traffic() {
     assert_eq!(lab.log_json(), Vec::<serde_json::Value>::new());
 
     // -f (text): follows lines as traffic comes.
-    let follow = lab.wasmfw_cmd(&["log", "--iface", IF_B, "-f"]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    let follow =
+        lab.wasmfw_cmd(&["log", "--iface", IF_B, "-f"]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(lab.pings_sent(3), 3);
     std::thread::sleep(Duration::from_millis(700));
@@ -94,6 +97,10 @@ fn ebpf_log_lines_match_traffic() {
         lab.udp_to(port);
     }
     let lines = lab.log_json();
-    assert_eq!(msgs(&lines), ["l4_dos: blocked port 23", "l4_dos: blocked port 2323", "l4_dos: blocked port 23"], "{lines:?}");
+    assert_eq!(
+        msgs(&lines),
+        ["l4_dos: blocked port 23", "l4_dos: blocked port 2323", "l4_dos: blocked port 23"],
+        "{lines:?}"
+    );
     assert!(lines.iter().all(|l| l["filter"] == "l4_dos"), "{lines:?}");
 }

@@ -119,7 +119,22 @@ fn ebpf_engine_on_veth() {
     let t0 = Instant::now();
     let out = sh(&mut in_ns(
         NS_A,
-        &["timeout", "20", "hping3", "-q", "-S", "-p", "8080", "-i", "u1000", "-c", &SYNS.to_string(), "-a", IP_A, IP_B],
+        &[
+            "timeout",
+            "20",
+            "hping3",
+            "-q",
+            "-S",
+            "-p",
+            "8080",
+            "-i",
+            "u1000",
+            "-c",
+            &SYNS.to_string(),
+            "-a",
+            IP_A,
+            IP_B,
+        ],
     ));
     let secs = t0.elapsed().as_secs_f64();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -127,16 +142,24 @@ fn ebpf_engine_on_veth() {
     let limited = n(&c, "syn_limited");
     // At most burst + rate * duration (+1) SYNs pass; the rest are dropped.
     let max_pass = 20 + (10.0 * secs).ceil() as u64 + 1;
-    assert!(limited >= SYNS - max_pass && limited <= SYNS - 20, "syn_limited {limited} of {SYNS} in {secs:.2}s: {c}\n{report}");
+    assert!(
+        limited >= SYNS - max_pass && limited <= SYNS - 20,
+        "syn_limited {limited} of {SYNS} in {secs:.2}s: {c}\n{report}"
+    );
     // hping3 counts the SYN-ACKs of the SYNs that passed.
-    if let Some(rx) = report.split(" packets received").next().and_then(|s| s.rsplit(' ').next()).and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(rx) =
+        report.split(" packets received").next().and_then(|s| s.rsplit(' ').next()).and_then(|s| s.parse::<u64>().ok())
+    {
         assert_eq!(rx + limited, SYNS, "received {rx} + limited {limited} != sent {SYNS}: {c}\n{report}");
     }
     // The flooder stays limited; a second source address still connects.
     assert!(lab.tcp_from(IP_A2, 8080), "second source cannot connect");
     assert!(lab.udp_from(IP_A2), "UDP from second source blocked");
     // Blocked port: dropped whatever the source.
-    let out = sh(&mut in_ns(NS_A, &["timeout", "10", "hping3", "-q", "-S", "-p", "23", "-i", "u10000", "-c", "5", "-a", IP_A2, IP_B]));
+    let out = sh(&mut in_ns(
+        NS_A,
+        &["timeout", "10", "hping3", "-q", "-S", "-p", "23", "-i", "u10000", "-c", "5", "-a", IP_A2, IP_B],
+    ));
     assert!(out.status.code().is_some());
     let c2 = lab.counters();
     assert_eq!(n(&c2, "blocked_port"), 5, "{c2}");
@@ -166,7 +189,8 @@ fn ebpf_engine_on_veth() {
     lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "blocked_ports", "8080"]);
     assert!(!lab.tcp_from(IP_A2, 8080), "port 8080 still open after `map set blocked_ports 8080`");
     let got: serde_json::Value =
-        serde_json::from_str(&lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "blocked_ports", "8080", "--json"])).unwrap();
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "blocked_ports", "8080", "--json"]))
+            .unwrap();
     assert_eq!((got["key"].as_str(), got["as"].as_str()), (Some(port.as_str()), Some("8080")), "{got}");
     lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "allow", IP_A2]);
     assert!(lab.tcp_from(IP_A2, 8080), "allowed source still blocked after `map set allow`");
@@ -206,7 +230,8 @@ fn ebpf_dns_names_live() {
     assert_eq!(n(&lab.counters(), "blocked"), 2);
     // Deleted by the hex key `map get` (or `map dump`) shows for it.
     let got: serde_json::Value =
-        serde_json::from_str(&lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "dns_names", "example.org", "--json"])).unwrap();
+        serde_json::from_str(&lab.wasmfw_ok(&["map", "get", "--iface", IF_B, "dns_names", "example.org", "--json"]))
+            .unwrap();
     let key = got["key"].as_str().unwrap().to_owned();
     assert_eq!(key.len(), 32, "{got}");
     let del: serde_json::Value =
@@ -257,7 +282,13 @@ fn same_iface_name_in_two_namespaces() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["netns"].as_str().unwrap().to_string(), e["iface"].as_str().unwrap().to_string(), e["attached"].as_bool().unwrap()))
+            .map(|e| {
+                (
+                    e["netns"].as_str().unwrap().to_string(),
+                    e["iface"].as_str().unwrap().to_string(),
+                    e["attached"].as_bool().unwrap(),
+                )
+            })
             .collect();
         l.sort();
         l
@@ -322,19 +353,27 @@ fn apply_converges() {
     let state = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(root().join("policies/icmp.toml"))
         .unwrap()
-        .replace("filter = \"icmp_drop\"", &format!("filter = \"{}\"", root().join("target/filters/icmp_drop.wasm").display()))
+        .replace(
+            "filter = \"icmp_drop\"",
+            &format!("filter = \"{}\"", root().join("target/filters/icmp_drop.wasm").display()),
+        )
         .lines()
         .map(|l| if l.starts_with("iface") { "iface = [\"pb1\", \"pb2\"]" } else { l })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(dir.path().join("icmp.toml"), text).unwrap();
     let apply = || -> serde_json::Value {
-        let out = sh(in_ns(NS, &[env!("CARGO_BIN_EXE_wasmfw"), "apply", dir.path().to_str().unwrap(), "--engine", "ebpf", "--json"])
-            .env("WASMFW_STATE_DIR", state.path()));
+        let out = sh(in_ns(
+            NS,
+            &[env!("CARGO_BIN_EXE_wasmfw"), "apply", dir.path().to_str().unwrap(), "--engine", "ebpf", "--json"],
+        )
+        .env("WASMFW_STATE_DIR", state.path()));
         assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stdout));
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let ping = |i: &str| sh(&mut in_ns(PEER, &["ping", "-c", "2", "-i", "0.2", "-W", "1", &format!("10.203.{i}.2")])).status.success();
+    let ping = |i: &str| {
+        sh(&mut in_ns(PEER, &["ping", "-c", "2", "-i", "0.2", "-W", "1", &format!("10.203.{i}.2")])).status.success()
+    };
     assert!(ping("1") && ping("2"), "no connectivity before apply");
     let first = apply();
     assert_eq!(first["changed"], 2, "{first}");

@@ -19,7 +19,10 @@ fn icmp_drop_drops_echo_requests_in_every_encapsulation() {
         build(eth().ipv6(v6("fd00::1"), v6("fd00::2"), 64).icmpv6_echo_request(1, 1), &[0; 8]),
         build(eth().ipv6(v6("fd00::1"), v6("fd00::2"), 64).icmpv6_echo_reply(1, 1), &[0; 8]),
         build(eth().single_vlan(vlan(10)).ipv4(v4("10.0.0.1"), v4("10.0.0.2"), 64).icmpv4_echo_request(1, 1), &[0; 8]),
-        build(eth().double_vlan(vlan(10), vlan(20)).ipv6(v6("fd00::1"), v6("fd00::2"), 64).icmpv6_echo_request(1, 1), &[0; 8]),
+        build(
+            eth().double_vlan(vlan(10), vlan(20)).ipv6(v6("fd00::1"), v6("fd00::2"), 64).icmpv6_echo_request(1, 1),
+            &[0; 8],
+        ),
         syn4("10.0.0.1", "10.0.0.2", 80),
         udp4("10.0.0.1", "10.0.0.2", 53, b"x"),
         truncated,
@@ -28,10 +31,7 @@ fn icmp_drop_drops_echo_requests_in_every_encapsulation() {
         vec![],
     ]);
     let (v, summary) = verdicts(&pol, &pkts);
-    assert_eq!(
-        v,
-        ["drop", "pass", "drop", "pass", "drop", "drop", "pass", "pass", "pass", "pass", "pass", "pass"]
-    );
+    assert_eq!(v, ["drop", "pass", "drop", "pass", "drop", "drop", "pass", "pass", "pass", "pass", "pass", "pass"]);
     assert_eq!(summary["counters"]["echo_dropped"], 4);
     assert_eq!(summary["counters"]["drop"], 4);
     assert_eq!(summary["counters"]["pass"], 8);
@@ -56,7 +56,12 @@ fn icmp_drop_on_raw_ip_captures() {
 #[test]
 fn icmp_drop_address_lists() {
     let dir = tempfile::tempdir().unwrap();
-    let pol = write_policy(dir.path(), "icmp_drop", "", "from = [\"10.0.0.1\", \"fd00::/64\"]\nto = [\"10.0.0.0/24\", \"fd00::2\"]");
+    let pol = write_policy(
+        dir.path(),
+        "icmp_drop",
+        "",
+        "from = [\"10.0.0.1\", \"fd00::/64\"]\nto = [\"10.0.0.0/24\", \"fd00::2\"]",
+    );
     let pkts = at_once(vec![
         echo4("10.0.0.1", "10.0.0.2"),
         echo4("10.0.0.3", "10.0.0.2"),
@@ -112,10 +117,7 @@ fn l4_dos_udp_and_ipv6_buckets() {
     // 200 ms later: 5/s refills exactly one UDP token.
     pkts.extend((0..2).map(|_| Pkt { ts_ns: 1_200_000_000, data: udp4("10.0.0.1", "10.0.0.2", 9999, b"x") }));
     let (v, s) = verdicts(&pol, &pkts);
-    assert_eq!(
-        v,
-        expect(&[("pass", 3), ("drop", 2), ("pass", 2), ("drop", 2), ("pass", 1), ("pass", 1), ("drop", 1)])
-    );
+    assert_eq!(v, expect(&[("pass", 3), ("drop", 2), ("pass", 2), ("drop", 2), ("pass", 1), ("pass", 1), ("drop", 1)]));
     assert_eq!((s["counters"]["udp_limited"].as_u64(), s["counters"]["syn_limited"].as_u64()), (Some(3), Some(2)));
 }
 
@@ -147,12 +149,16 @@ fn dns4(payload: &[u8]) -> Vec<u8> {
 #[test]
 fn dns_block_matches_suffixes_and_follows_pointers() {
     let pol = policy("dns-block.toml"); // ads.example.com, tracker.test; 8 hops
-    // "x" + pointer to "ads.example.com" stored after the question (offset 12+3+4).
+                                        // "x" + pointer to "ads.example.com" stored after the question (offset 12+3+4).
     let mut ptr_name = vec![1, b'x', 0xc0, 12 + 4 + 4];
     ptr_name.truncate(4);
     let pointed = dns_query(&ptr_name, &labels("ads.example.com"), false);
     // Pointer chain: name -> "www" + ptr -> "tracker.test".
-    let chain_q = dns_query(&[0xc0, 12 + 2 + 4], &[&[3, b'w', b'w', b'w', 0xc0, 12 + 2 + 4 + 6][..], &labels("tracker.test")].concat(), false);
+    let chain_q = dns_query(
+        &[0xc0, 12 + 2 + 4],
+        &[&[3, b'w', b'w', b'w', 0xc0, 12 + 2 + 4 + 6][..], &labels("tracker.test")].concat(),
+        false,
+    );
     let pkts = at_once(vec![
         dns4(&dns_query(&labels("ads.example.com"), &[], false)),
         dns4(&dns_query(&labels("x.y.ads.example.com"), &[], false)),
@@ -164,8 +170,14 @@ fn dns_block_matches_suffixes_and_follows_pointers() {
         udp4("10.0.0.1", "10.0.0.53", 5353, &dns_query(&labels("ads.example.com"), &[], false)),
         dns4(&pointed),
         dns4(&chain_q),
-        build(eth().ipv6(v6("fd00::1"), v6("fd00::53"), 64).udp(5000, 53), &dns_query(&labels("a.tracker.test"), &[], false)),
-        build(eth().single_vlan(vlan(7)).ipv4(v4("10.0.0.1"), v4("10.0.0.53"), 64).udp(5000, 53), &dns_query(&labels("ads.example.com"), &[], false)),
+        build(
+            eth().ipv6(v6("fd00::1"), v6("fd00::53"), 64).udp(5000, 53),
+            &dns_query(&labels("a.tracker.test"), &[], false),
+        ),
+        build(
+            eth().single_vlan(vlan(7)).ipv4(v4("10.0.0.1"), v4("10.0.0.53"), 64).udp(5000, 53),
+            &dns_query(&labels("ads.example.com"), &[], false),
+        ),
     ]);
     let (v, s) = verdicts(&pol, &pkts);
     assert_eq!(v, ["drop", "drop", "drop", "pass", "pass", "drop", "pass", "pass", "drop", "drop", "drop", "drop"]);
@@ -195,7 +207,14 @@ fn dns_block_survives_loops_and_malformed_names() {
         dns_query(&[0xc0, base], &tail, false)
     };
     let long_name = dns_query(&labels(&vec!["a".repeat(63); 5].join(".")), &[], false);
-    let pkts = at_once(vec![dns4(&self_loop), dns4(&two_loop), dns4(&past_end), dns4(&bad_label), dns4(&long_chain), dns4(&long_name)]);
+    let pkts = at_once(vec![
+        dns4(&self_loop),
+        dns4(&two_loop),
+        dns4(&past_end),
+        dns4(&bad_label),
+        dns4(&long_chain),
+        dns4(&long_name),
+    ]);
     let (v, s) = verdicts(&pol, &pkts);
     assert_eq!(v, expect(&[("pass", 6)]));
     assert_eq!(s["counters"]["malformed"], 6);

@@ -42,7 +42,16 @@ fn c_header_matches_the_rust_definition() {
     std::fs::write(&src, c).unwrap();
     let header_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kmod/wasmfw");
     // The header includes <linux/ioctl.h> and <linux/types.h> (linux-libc-dev).
-    let cc = Command::new("cc").arg("-Wall").arg("-Werror").arg("-I").arg(&header_dir).arg(&src).arg("-o").arg(&bin).output().unwrap();
+    let cc = Command::new("cc")
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg("-I")
+        .arg(&header_dir)
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .unwrap();
     assert!(cc.status.success(), "the header does not define what Rust does:\n{}", String::from_utf8_lossy(&cc.stderr));
     let run = Command::new(&bin).output().unwrap();
     let c_lines: Vec<String> = String::from_utf8(run.stdout).unwrap().lines().map(String::from).collect();

@@ -37,7 +37,15 @@ extern "C" {
         stack_used: *mut u32,
         errno: *mut c_int,
     ) -> *mut WfFilter;
-    pub(crate) fn wasmfw_glue_test_run(f: *mut WfFilter, pkt: *const u8, len: u32, link: c_int, repeat: u32, ns: *mut u64, ran: *mut u32) -> c_int;
+    pub(crate) fn wasmfw_glue_test_run(
+        f: *mut WfFilter,
+        pkt: *const u8,
+        len: u32,
+        link: c_int,
+        repeat: u32,
+        ns: *mut u64,
+        ran: *mut u32,
+    ) -> c_int;
     pub(crate) fn wasmfw_ctl_lock() -> c_int;
     pub(crate) fn wasmfw_ctl_unlock();
     pub(crate) fn wasmfw_signal_pending() -> bool;
@@ -51,19 +59,51 @@ extern "C" {
     pub(crate) fn wasmfw_nf_ifindex(att: *const WasmfwNf) -> c_int;
     pub(crate) fn wasmfw_nf_netns_ino(att: *const WasmfwNf) -> u64;
     pub(crate) fn wasmfw_current_netns_ino() -> u64;
-    pub(crate) fn wasmfw_xdp_attach(ifname: *const c_char, f: *mut WfFilter, old: *mut *mut WfFilter, ifindex: *mut c_int) -> c_int;
+    pub(crate) fn wasmfw_xdp_attach(
+        ifname: *const c_char,
+        f: *mut WfFilter,
+        old: *mut *mut WfFilter,
+        ifindex: *mut c_int,
+    ) -> c_int;
     pub(crate) fn wasmfw_xdp_detach(ifname: *const c_char) -> *mut WfFilter;
     pub(crate) fn wasmfw_xdp_detach_at(net: *mut c_void, ifindex: c_int) -> *mut WfFilter;
     pub(crate) fn wasmfw_xdp_take_any() -> *mut WfFilter;
     pub(crate) fn wf_free(f: *mut WfFilter);
     pub(crate) fn wf_counters(f: *const WfFilter, out: *mut Counter, cap: usize) -> usize;
     pub(crate) fn wf_maps(f: *const WfFilter, out: *mut MapInfo, cap: usize) -> usize;
-    pub(crate) fn wf_map_update(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize, v: *const u8, vl: usize) -> c_int;
+    pub(crate) fn wf_map_update(
+        f: *const WfFilter,
+        name: *const c_char,
+        k: *const u8,
+        kl: usize,
+        v: *const u8,
+        vl: usize,
+    ) -> c_int;
     pub(crate) fn wf_map_delete(f: *const WfFilter, name: *const c_char, k: *const u8, kl: usize) -> c_int;
-    pub(crate) fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize, cursor: *mut u64) -> i64;
-    pub(crate) fn wasmfw_capture_start(net: *mut c_void, ifindex: c_int, hook: u32, id: u32, verdicts: u32, snaplen: u32) -> c_int;
+    pub(crate) fn wf_map_dump(
+        f: *const WfFilter,
+        name: *const c_char,
+        out: *mut u8,
+        cap: usize,
+        cursor: *mut u64,
+    ) -> i64;
+    pub(crate) fn wasmfw_capture_start(
+        net: *mut c_void,
+        ifindex: c_int,
+        hook: u32,
+        id: u32,
+        verdicts: u32,
+        snaplen: u32,
+    ) -> c_int;
     pub(crate) fn wasmfw_capture_stop(id: u32, any_owner: bool) -> c_int;
     pub(crate) fn wasmfw_capture_take(id: u32, out: *mut u8, cap: usize, count: *mut u32, lost: *mut u64) -> c_long;
     pub(crate) fn wf_log_ring(f: *const WfFilter) -> *mut c_void;
-    pub(crate) fn wasmfw_logring_read(ring: *mut c_void, cursor: *mut u64, out: *mut LogRecord, cap: u32, lost: *mut u64, dropped: *mut u64) -> u32;
+    pub(crate) fn wasmfw_logring_read(
+        ring: *mut c_void,
+        cursor: *mut u64,
+        out: *mut LogRecord,
+        cap: u32,
+        lost: *mut u64,
+        dropped: *mut u64,
+    ) -> u32;
 }

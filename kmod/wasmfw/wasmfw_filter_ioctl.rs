@@ -9,7 +9,7 @@ use kernel::types::AsBytes;
 use kernel::uaccess::UserSlice;
 
 use crate::ffi::*;
-use crate::ioctl::{read, read_bytes, write, checked_name};
+use crate::ioctl::{checked_name, read, read_bytes, write};
 use crate::registry::{Registry, REGISTRY};
 use crate::uapi::*;
 
@@ -113,7 +113,8 @@ pub(crate) fn log_read(reg: &mut Registry, arg: usize) -> Result {
     let mut req: LogRead = read(arg)?;
     let f = reg.get(req.id)?.filter;
     let cap = req.cap.min(LOG_RING_RECORDS);
-    let mut buf = zeroed(cap as usize, LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] })?;
+    let mut buf =
+        zeroed(cap as usize, LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] })?;
     let (mut cursor, mut lost, mut dropped) = (req.cursor, 0u64, 0u64);
     // SAFETY: f is live (the control mutex is held); buf has `cap` records.
     let n = unsafe { wasmfw_logring_read(wf_log_ring(f), &mut cursor, buf.as_mut_ptr(), cap, &mut lost, &mut dropped) };
@@ -160,7 +161,15 @@ pub(crate) fn test_run(arg: usize) -> Result {
         // SAFETY: live filter (the control mutex keeps it from being
         // freed); the packet buffer lives across the call.
         verdict = unsafe {
-            wasmfw_glue_test_run(f, pkt.as_ptr(), pkt.len() as u32, req.link as c_int, req.repeat - done, &mut ns, &mut ran)
+            wasmfw_glue_test_run(
+                f,
+                pkt.as_ptr(),
+                pkt.len() as u32,
+                req.link as c_int,
+                req.repeat - done,
+                &mut ns,
+                &mut ran,
+            )
         };
         // SAFETY: locked above.
         unsafe { wasmfw_ctl_unlock() };
@@ -189,7 +198,8 @@ pub(crate) fn capture_ctl(reg: &mut Registry, arg: usize) -> Result {
                 return Err(ENODEV); // loaded, not attached
             }
             // SAFETY: plain C call under the control mutex; `net` is a key.
-            let rc = unsafe { wasmfw_capture_start(e.net, e.ifindex as c_int, e.hook, e.id, req.verdicts, req.snaplen) };
+            let rc =
+                unsafe { wasmfw_capture_start(e.net, e.ifindex as c_int, e.hook, e.id, req.verdicts, req.snaplen) };
             if rc != 0 {
                 return Err(Error::from_errno(rc));
             }

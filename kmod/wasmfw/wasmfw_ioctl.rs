@@ -68,7 +68,10 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         let mut w = Line { buf: [0; 128], len: 0 };
         let _ = core::fmt::write(
             &mut w,
-            format_args!("fuel {} exceeds the kernel's ceiling of {} per packet (WASMFW_MAX_FUEL)\0", req.fuel, MAX_FUEL),
+            format_args!(
+                "fuel {} exceeds the kernel's ceiling of {} per packet (WASMFW_MAX_FUEL)\0",
+                req.fuel, MAX_FUEL
+            ),
         );
         let (msg, n) = (w.buf, w.len);
         if req.err_len > 0 {
@@ -77,7 +80,11 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         }
         return Err(EINVAL);
     }
-    if req.memory_limit < MIN_MEMORY_LIMIT || req.memory_limit > MAX_MEMORY_LIMIT || req.on_fault > 1 || req.flags & !LOAD_AUDIT != 0 {
+    if req.memory_limit < MIN_MEMORY_LIMIT
+        || req.memory_limit > MAX_MEMORY_LIMIT
+        || req.on_fault > 1
+        || req.flags & !LOAD_AUDIT != 0
+    {
         return Err(EINVAL);
     }
     // Names are for display; force termination rather than trust it.

@@ -40,11 +40,11 @@ impl Btf {
             let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
             // Each kind's trailing data (include/uapi/linux/btf.h).
             let extra = match kind {
-                1 | 14 | 17 => 4,        // INT, VAR, DECL_TAG
-                3 => 12,                 // ARRAY
-                4 | 5 => 12 * vlen,      // STRUCT, UNION
-                6 | 13 => 8 * vlen,      // ENUM, FUNC_PROTO
-                15 | 19 => 12 * vlen,    // DATASEC, ENUM64
+                1 | 14 | 17 => 4,     // INT, VAR, DECL_TAG
+                3 => 12,              // ARRAY
+                4 | 5 => 12 * vlen,   // STRUCT, UNION
+                6 | 13 => 8 * vlen,   // ENUM, FUNC_PROTO
+                15 | 19 => 12 * vlen, // DATASEC, ENUM64
                 2 | 7..=12 | 16 | 18 => 0,
                 k => bail!("unknown BTF kind {k}"),
             };
@@ -122,7 +122,11 @@ fn btf_fd_by_name(name: &str) -> Result<OwnedFd> {
         let fd = unsafe { OwnedFd::from_raw_fd(rc as i32) };
         let mut buf = [0u8; 64];
         let mut info = BtfInfo { name: buf.as_mut_ptr() as u64, name_len: buf.len() as u32, ..Default::default() };
-        let mut q = InfoAttr { bpf_fd: fd.as_raw_fd() as u32, info_len: size_of::<BtfInfo>() as u32, info: &mut info as *mut _ as u64 };
+        let mut q = InfoAttr {
+            bpf_fd: fd.as_raw_fd() as u32,
+            info_len: size_of::<BtfInfo>() as u32,
+            info: &mut info as *mut _ as u64,
+        };
         if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut q).is_ok() {
             let n = buf.iter().position(|&b| b == 0).unwrap_or(0);
             if &buf[..n] == name.as_bytes() {

@@ -35,9 +35,9 @@ fn program(btf_id: u32) -> [sys::Insn; 5] {
         Insn::new(0x85, 0, 2, 1, btf_id as i32),
         // if r0 > 4 goto +1
         Insn::new(0x25, 0, 0, 1, 4),
-        Insn::new(0x95, 0, 0, 0, 0), // exit
+        Insn::new(0x95, 0, 0, 0, 0),        // exit
         Insn::new(0xb7, 0, 0, 0, XDP_PASS), // r0 = XDP_PASS
-        Insn::new(0x95, 0, 0, 0, 0), // exit
+        Insn::new(0x95, 0, 0, 0, 0),        // exit
     ]
 }
 

@@ -170,7 +170,7 @@ fn link_msg(ty: u16, flags: u16, ifindex: u32, attrs: &[u8]) -> Vec<u8> {
     m.extend_from_slice(&flags.to_ne_bytes());
     m.extend_from_slice(&1u32.to_ne_bytes()); // seq
     m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
-    // struct ifinfomsg: family, pad, type, index, flags, change
+                                              // struct ifinfomsg: family, pad, type, index, flags, change
     m.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
     m.extend_from_slice(&(ifindex as i32).to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());

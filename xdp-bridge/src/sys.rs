@@ -36,7 +36,11 @@ pub fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
     // SAFETY: `attr` is a repr(C) prefix of `union bpf_attr` for `cmd`;
     // the kernel reads/writes at most size_of::<T>() bytes.
     let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>() as u32) };
-    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
 }
 
 fn fd(rc: libc::c_long) -> OwnedFd {
@@ -147,7 +151,8 @@ struct GetInfo {
 /// (id, name) of a loaded program.
 pub fn prog_id_name(prog: i32) -> Result<(u32, String)> {
     let mut info = ProgInfo::default();
-    let mut attr = GetInfo { bpf_fd: prog as u32, info_len: size_of::<ProgInfo>() as u32, info: &mut info as *mut _ as u64 };
+    let mut attr =
+        GetInfo { bpf_fd: prog as u32, info_len: size_of::<ProgInfo>() as u32, info: &mut info as *mut _ as u64 };
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map_err(|e| anyhow!("BPF_OBJ_GET_INFO_BY_FD: {e}"))?;
     let name = CStr::from_bytes_until_nul(&info.name).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
     Ok((info.id, name))

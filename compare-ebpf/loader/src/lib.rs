@@ -176,7 +176,9 @@ pub fn load_in_mode(twin: Twin, params: &[(String, Param, usize)], audit: bool) 
     let mut ebpf = loader().load_file(&path).with_context(|| format!("loading {}", path.display()))?;
     configure(twin, &mut ebpf, params)?;
     let mut run: Array<_, common::RunConfig> =
-        Array::try_from(ebpf.map_mut("run_cfg").ok_or_else(|| anyhow!("{} has no map run_cfg (rebuild it with `cargo xtask build-ebpf`)", path.display()))?)?;
+        Array::try_from(ebpf.map_mut("run_cfg").ok_or_else(|| {
+            anyhow!("{} has no map run_cfg (rebuild it with `cargo xtask build-ebpf`)", path.display())
+        })?)?;
     run.set(0, common::RunConfig { audit: audit as u32 }, 0)?;
     let prog: &mut Xdp = ebpf
         .program_mut(twin.name())

@@ -51,7 +51,8 @@ fn fill_cidrs(ebpf: &mut Ebpf, map: &str, key: &str, list: &[String]) -> Result<
     if list.len() > common::MAX_CIDRS as usize {
         bail!("parameter '{key}' has {} entries, at most {} allowed", list.len(), common::MAX_CIDRS);
     }
-    let mut trie: LpmTrie<_, common::AddrKey, u8> = LpmTrie::try_from(ebpf.map_mut(map).ok_or_else(|| anyhow!("no map {map}"))?)?;
+    let mut trie: LpmTrie<_, common::AddrKey, u8> =
+        LpmTrie::try_from(ebpf.map_mut(map).ok_or_else(|| anyhow!("no map {map}"))?)?;
     for s in list {
         let k = cidr_key(s).with_context(|| format!("parameter '{key}'"))?;
         trie.insert(&k, 1u8, 0)?;
@@ -97,7 +98,8 @@ pub(crate) fn configure(twin: Twin, ebpf: &mut Ebpf, params: &[(String, Param, u
             }
             let mut pm: HashMap<_, u16, u8> = HashMap::try_from(ebpf.map_mut("blocked_ports").unwrap())?;
             for s in &ports {
-                let port: u16 = s.trim().parse().map_err(|_| anyhow!("parameter 'blocked_ports': '{s}' is not a port"))?;
+                let port: u16 =
+                    s.trim().parse().map_err(|_| anyhow!("parameter 'blocked_ports': '{s}' is not a port"))?;
                 pm.insert(port, 1, 0)?;
             }
             // Always looked up, even when empty: `wasmfw map set` may fill

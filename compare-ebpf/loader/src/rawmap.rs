@@ -27,7 +27,11 @@ fn bpf(cmd: libc::c_int, attr: &mut ElemAttr) -> std::io::Result<()> {
     // SAFETY: `attr` is the repr(C) prefix of `union bpf_attr` for the
     // map element commands; the kernel reads at most size_of::<ElemAttr>().
     let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut ElemAttr, size_of::<ElemAttr>() as u32) };
-    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// One map of a loaded program.
@@ -87,11 +91,20 @@ pub fn maps_of_prog(prog_id: u32) -> Result<Vec<RawMap>> {
 impl RawMap {
     /// Bytes of one value slot in the kernel's per-CPU layout (8-aligned).
     fn slot(&self) -> usize {
-        if self.cpus > 1 { self.value_size.div_ceil(8) * 8 } else { self.value_size }
+        if self.cpus > 1 {
+            self.value_size.div_ceil(8) * 8
+        } else {
+            self.value_size
+        }
     }
 
     fn attr(&self, key: &[u8], second: u64) -> ElemAttr {
-        ElemAttr { map_fd: self.fd.as_fd().as_raw_fd() as u32, key: key.as_ptr() as u64, value_or_next_key: second, ..Default::default() }
+        ElemAttr {
+            map_fd: self.fd.as_fd().as_raw_fd() as u32,
+            key: key.as_ptr() as u64,
+            value_or_next_key: second,
+            ..Default::default()
+        }
     }
 
     fn check_key(&self, key: &[u8]) -> Result<()> {

@@ -182,10 +182,7 @@ impl Policy {
     pub fn for_wasm(path: &Path) -> Policy {
         Policy {
             source: None,
-            filter: path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "filter".into()),
+            filter: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "filter".into()),
             wasm: path.to_path_buf(),
             hook: Hook::Xdp,
             ifaces: Vec::new(),
@@ -232,8 +229,7 @@ impl Policy {
             let key = key.or_else(|| line.and_then(|l| key_on_line(text, l)));
             PolicyError { file: file.clone(), line, key, message }
         };
-        let raw: RawPolicy = toml::from_str(text)
-            .map_err(|e| err(e.span(), None, e.message().trim().to_string()))?;
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| err(e.span(), None, e.message().trim().to_string()))?;
 
         let dir = path.parent().unwrap_or(Path::new("."));
         let name = raw.filter.get_ref().clone();
@@ -254,11 +250,19 @@ impl Policy {
                     Ifaces::Many(l) => l.clone(),
                 };
                 if list.is_empty() || list.len() > MAX_IFACES {
-                    return Err(err(Some(s.span()), Some("iface".into()), format!("give 1 to {MAX_IFACES} interface names")));
+                    return Err(err(
+                        Some(s.span()),
+                        Some("iface".into()),
+                        format!("give 1 to {MAX_IFACES} interface names"),
+                    ));
                 }
                 for (i, v) in list.iter().enumerate() {
                     if v.is_empty() || v.len() > 15 || v.contains(['/', ' ', '\0']) {
-                        return Err(err(Some(s.span()), Some("iface".into()), format!("'{v}' is not a valid interface name (1-15 characters, no '/' or space)")));
+                        return Err(err(
+                            Some(s.span()),
+                            Some("iface".into()),
+                            format!("'{v}' is not a valid interface name (1-15 characters, no '/' or space)"),
+                        ));
                     }
                     if list[..i].contains(v) {
                         return Err(err(Some(s.span()), Some("iface".into()), format!("'{v}' is named twice")));
@@ -272,7 +276,11 @@ impl Policy {
             Some(f) => {
                 let v = *f.get_ref();
                 if v < 1 || v as u64 > MAX_FUEL {
-                    return Err(err(Some(f.span()), Some("fuel".into()), format!("{v} is out of range 1..={MAX_FUEL}")));
+                    return Err(err(
+                        Some(f.span()),
+                        Some("fuel".into()),
+                        format!("{v} is out of range 1..={MAX_FUEL}"),
+                    ));
                 }
                 v as u64
             }
@@ -282,8 +290,11 @@ impl Policy {
             Some(m) => {
                 let v = *m.get_ref();
                 if v < WASM_PAGE as i64 || v as u64 > MAX_MEMORY_LIMIT || v as u64 % WASM_PAGE != 0 {
-                    return Err(err(Some(m.span()), Some("memory_limit".into()),
-                        format!("{v} must be a multiple of 65536 (one Wasm page) between 65536 and {MAX_MEMORY_LIMIT}")));
+                    return Err(err(
+                        Some(m.span()),
+                        Some("memory_limit".into()),
+                        format!("{v} must be a multiple of 65536 (one Wasm page) between 65536 and {MAX_MEMORY_LIMIT}"),
+                    ));
                 }
                 v as u64
             }
@@ -296,7 +307,12 @@ impl Policy {
         if let Some(table) = raw.params {
             for (key, value) in table {
                 let line = find_param_line(text, &key);
-                let perr = |m: String| PolicyError { file: file.clone(), line, key: Some(format!("params.{key}")), message: m };
+                let perr = |m: String| PolicyError {
+                    file: file.clone(),
+                    line,
+                    key: Some(format!("params.{key}")),
+                    message: m,
+                };
                 if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                     return Err(perr("parameter names are letters, digits and '_'".into()));
                 }
@@ -305,10 +321,25 @@ impl Policy {
         }
         // A filter given as a path is named by its file stem, like a bare .wasm.
         let filter = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(name);
-        let policy = Policy { source: Some(path.to_path_buf()), filter, wasm, hook, ifaces, fuel, memory_limit, on_fault, mode, params };
+        let policy = Policy {
+            source: Some(path.to_path_buf()),
+            filter,
+            wasm,
+            hook,
+            ifaces,
+            fuel,
+            memory_limit,
+            on_fault,
+            mode,
+            params,
+        };
         let len = policy.config_bytes().len();
         if len > wasmfw_abi::MAX_CONFIG_LEN {
-            return Err(err(None, Some("params".into()), format!("parameters encode to {len} bytes, more than {}", wasmfw_abi::MAX_CONFIG_LEN)));
+            return Err(err(
+                None,
+                Some("params".into()),
+                format!("parameters encode to {len} bytes, more than {}", wasmfw_abi::MAX_CONFIG_LEN),
+            ));
         }
         Ok(policy)
     }
@@ -396,7 +427,9 @@ fn to_param(value: toml::Value) -> Result<Param, String> {
     fn scalar(v: &toml::Value) -> Result<String, String> {
         match v {
             toml::Value::Integer(i) => Ok(i.to_string()),
-            toml::Value::String(s) if s.contains([',', '\n']) => Err(format!("list element '{s}' may not contain ',' or a newline")),
+            toml::Value::String(s) if s.contains([',', '\n']) => {
+                Err(format!("list element '{s}' may not contain ',' or a newline"))
+            }
             toml::Value::String(s) => Ok(s.clone()),
             other => Err(format!("list elements must be integers or strings, not {}", other.type_str())),
         }

@@ -36,7 +36,10 @@ fn full_policy_parses_in_order() {
 #[test]
 fn defaults_apply() {
     let p = parse("filter = \"f.wasm\"\n").unwrap();
-    assert_eq!((p.hook, p.fuel, p.memory_limit, p.on_fault), (Hook::Xdp, DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Verdict::Pass));
+    assert_eq!(
+        (p.hook, p.fuel, p.memory_limit, p.on_fault),
+        (Hook::Xdp, DEFAULT_FUEL, DEFAULT_MEMORY_LIMIT, Verdict::Pass)
+    );
     assert!(p.config_bytes().is_empty());
 }
 

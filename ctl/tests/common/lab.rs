@@ -256,7 +256,8 @@ impl Drop for Lab {
 
 /// "N packets transmitted, M received" of ping's summary.
 pub fn ping_summary(text: &str) -> (u64, u64) {
-    let line = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_else(|| panic!("no ping summary: {text}"));
+    let line =
+        text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_else(|| panic!("no ping summary: {text}"));
     let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect();
     (nums[0], nums[1])
 }

@@ -111,7 +111,8 @@ pub fn udp4(src: &str, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
 /// Writes a pcap (Ethernet unless `link` says otherwise).
 pub fn write_pcap(dir: &Path, pkts: &[Pkt], link: DataLink) -> PathBuf {
     let p = dir.join(format!("cap-{}.pcap", unique()));
-    let header = PcapHeader { datalink: link, ts_resolution: pcap_file::TsResolution::NanoSecond, ..Default::default() };
+    let header =
+        PcapHeader { datalink: link, ts_resolution: pcap_file::TsResolution::NanoSecond, ..Default::default() };
     let mut w = PcapWriter::with_header(std::fs::File::create(&p).unwrap(), header).unwrap();
     for k in pkts {
         let ts = Duration::from_nanos(k.ts_ns);
@@ -162,7 +163,11 @@ pub fn expect(parts: &[(&str, usize)]) -> Vec<String> {
 pub fn fails(args: &[&str]) -> String {
     let out = wasmfw(args);
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(!out.status.success(), "expected failure of {args:?}, got success: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected failure of {args:?}, got success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(err.lines().count(), 1, "error must be one line: {err}");
     assert!(err.starts_with("wasmfw: "), "{err}");
     err

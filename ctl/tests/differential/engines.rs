@@ -14,7 +14,11 @@ use wasmfw_policy::Policy;
 use crate::packets::P;
 
 fn write_pcap(path: &Path, pkts: &[P]) {
-    let header = PcapHeader { datalink: DataLink::ETHERNET, ts_resolution: pcap_file::TsResolution::NanoSecond, ..Default::default() };
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ts_resolution: pcap_file::TsResolution::NanoSecond,
+        ..Default::default()
+    };
     let mut w = PcapWriter::with_header(std::fs::File::create(path).unwrap(), header).unwrap();
     for (i, p) in pkts.iter().enumerate() {
         // 1 s + i microseconds: all within a millisecond or so.

@@ -40,11 +40,19 @@ pub(crate) struct P(pub(crate) String, pub(crate) Vec<u8>);
 
 fn echo4(src: &str, dst: &str, ty_req: bool) -> Vec<u8> {
     let b = eth().ipv4(v4(src), v4(dst), 64);
-    if ty_req { b.icmpv4_echo_request(1, 1).bytes(&[0x55; 32]) } else { b.icmpv4_echo_reply(1, 1).bytes(&[0x55; 32]) }
+    if ty_req {
+        b.icmpv4_echo_request(1, 1).bytes(&[0x55; 32])
+    } else {
+        b.icmpv4_echo_reply(1, 1).bytes(&[0x55; 32])
+    }
 }
 fn echo6(src: &str, dst: &str, ty_req: bool) -> Vec<u8> {
     let b = eth().ipv6(v6(src), v6(dst), 64);
-    if ty_req { b.icmpv6_echo_request(1, 1).bytes(&[0x55; 32]) } else { b.icmpv6_echo_reply(1, 1).bytes(&[0x55; 32]) }
+    if ty_req {
+        b.icmpv6_echo_request(1, 1).bytes(&[0x55; 32])
+    } else {
+        b.icmpv6_echo_reply(1, 1).bytes(&[0x55; 32])
+    }
 }
 fn tcp4(src: &str, dport: u16, syn: bool, ack: bool) -> Vec<u8> {
     let mut b = eth().ipv4(v4(src), v4("10.0.0.2"), 64).tcp(40000, dport, 1, 64240);
@@ -139,7 +147,10 @@ pub(crate) fn packets_common(out: &mut Vec<P>) {
     out.push(P("echo4 1 vlan".into(), tagged(&[0x8100], &ip)));
     out.push(P("echo4 2 vlans".into(), tagged(&[0x88a8, 0x8100], &ip)));
     out.push(P("echo4 3 vlans".into(), tagged(&[0x8100, 0x8100, 0x8100], &ip)));
-    out.push(P("echo4 builder vlan".into(), eth().single_vlan(vid(5)).ipv4(v4("10.0.0.1"), v4("10.0.0.2"), 64).icmpv4_echo_request(1, 1).bytes(&[1; 8])));
+    out.push(P(
+        "echo4 builder vlan".into(),
+        eth().single_vlan(vid(5)).ipv4(v4("10.0.0.1"), v4("10.0.0.2"), 64).icmpv4_echo_request(1, 1).bytes(&[1; 8]),
+    ));
     // Non-first fragment, IPv4 options, ihl < 5.
     let mut frag = ip.clone();
     frag[6] = 0;
@@ -171,7 +182,14 @@ pub(crate) fn packets_common(out: &mut Vec<P>) {
         let t = tcp4("10.0.0.1", 80, true, false);
         t[34..54].to_vec()
     };
-    for (exts, name) in [(&[][..], "none"), (&[0][..], "hbh"), (&[0, 60][..], "hbh+dst"), (&[43, 60, 0, 60][..], "4 ext"), (&[0, 60, 43, 60, 0][..], "5 ext"), (&[44][..], "frag0")] {
+    for (exts, name) in [
+        (&[][..], "none"),
+        (&[0][..], "hbh"),
+        (&[0, 60][..], "hbh+dst"),
+        (&[43, 60, 0, 60][..], "4 ext"),
+        (&[0, 60, 43, 60, 0][..], "5 ext"),
+        (&[44][..], "frag0"),
+    ] {
         out.push(P(format!("v6 ext {name} icmp"), ipv6_ext(exts, 0, 58, &icmp6_req)));
         out.push(P(format!("v6 ext {name} dns"), ipv6_ext(exts, 0, 17, &udp53)));
         out.push(P(format!("v6 ext {name} syn"), ipv6_ext(exts, 0, 6, &syn)));
@@ -192,7 +210,19 @@ pub(crate) fn packets_common(out: &mut Vec<P>) {
 
 pub(crate) fn packets_dns(out: &mut Vec<P>) {
     let q = |name: &str| dns(0x01, 1, &wire(name));
-    for name in ["ads.example.com", "ADS.Example.COM", "sub.ads.example.com", "xads.example.com", "example.com", "tracker.test", "a.b.tracker.test", "tracker.testx", "test", "", "ads.example.com.evil"] {
+    for name in [
+        "ads.example.com",
+        "ADS.Example.COM",
+        "sub.ads.example.com",
+        "xads.example.com",
+        "example.com",
+        "tracker.test",
+        "a.b.tracker.test",
+        "tracker.testx",
+        "test",
+        "",
+        "ads.example.com.evil",
+    ] {
         out.push(P(format!("dns4 {name}"), udp4("10.0.0.1", 53, &q(name))));
         out.push(P(format!("dns6 {name}"), udp6("fd00::1", 53, &q(name))));
     }
@@ -200,7 +230,10 @@ pub(crate) fn packets_dns(out: &mut Vec<P>) {
     out.push(P("dns response".into(), udp4("10.0.0.1", 53, &dns(0x81, 1, &wire("ads.example.com")))));
     out.push(P("dns qdcount 0".into(), udp4("10.0.0.1", 53, &dns(0x01, 0, &wire("ads.example.com")))));
     out.push(P("dns short header".into(), udp4("10.0.0.1", 53, &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0])));
-    out.push(P("dns tcp".into(), eth().ipv4(v4("10.0.0.1"), v4("10.0.0.2"), 64).tcp(1, 53, 1, 1).bytes(&q("ads.example.com"))));
+    out.push(P(
+        "dns tcp".into(),
+        eth().ipv4(v4("10.0.0.1"), v4("10.0.0.2"), 64).tcp(1, 53, 1, 1).bytes(&q("ads.example.com")),
+    ));
     // Compression: question = "ads" + pointer to "example.com" stored later.
     let mut m = vec![0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     let target = 12 + 4 + 2 + 4; // after "\x03ads" + pointer + qtype/qclass

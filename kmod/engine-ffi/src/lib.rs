@@ -430,7 +430,12 @@ pub unsafe extern "C" fn wf_map_update(
 /// # Safety
 /// As wf_map_update.
 #[no_mangle]
-pub unsafe extern "C" fn wf_map_delete(f: *const WfFilter, name: *const c_char, key: *const u8, key_len: usize) -> c_int {
+pub unsafe extern "C" fn wf_map_delete(
+    f: *const WfFilter,
+    name: *const c_char,
+    key: *const u8,
+    key_len: usize,
+) -> c_int {
     // SAFETY: see above.
     let (f, name, key) = unsafe { (&*f, name_str(name), core::slice::from_raw_parts(key, key_len)) };
     match name {
@@ -450,7 +455,13 @@ pub unsafe extern "C" fn wf_map_delete(f: *const WfFilter, name: *const c_char, 
 /// `f` is live, `name` NUL-terminated, `out` has `cap` writable bytes,
 /// `cursor` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn wf_map_dump(f: *const WfFilter, name: *const c_char, out: *mut u8, cap: usize, cursor: *mut u64) -> i64 {
+pub unsafe extern "C" fn wf_map_dump(
+    f: *const WfFilter,
+    name: *const c_char,
+    out: *mut u8,
+    cap: usize,
+    cursor: *mut u64,
+) -> i64 {
     // SAFETY: see above.
     let (f, name, start) = unsafe { (&*f, name_str(name), *cursor) };
     let Some(name) = name else { return wasmfw_engine::abi::E_INVAL as i64 };

@@ -70,7 +70,15 @@ fn map_of(state: &HostState, id: i32) -> Option<Arc<Map>> {
     state.maps.get(usize::try_from(id).ok()?).cloned()
 }
 
-fn map_declare(mut caller: C<'_>, kind: i32, key: i32, value: i32, max: i32, name_ptr: i32, name_len: i32) -> Result<i32, Error> {
+fn map_declare(
+    mut caller: C<'_>,
+    kind: i32,
+    key: i32,
+    value: i32,
+    max: i32,
+    name_ptr: i32,
+    name_len: i32,
+) -> Result<i32, Error> {
     let (mem, state) = split(&mut caller)?;
     if !state.in_init {
         return Ok(abi::E_PERM);
@@ -84,7 +92,9 @@ fn map_declare(mut caller: C<'_>, kind: i32, key: i32, value: i32, max: i32, nam
         if all.len() >= abi::MAX_MAPS || all.iter().any(|m| m.info.name == info.name) {
             return Ok(if all.len() >= abi::MAX_MAPS { abi::E_FULL } else { abi::E_EXISTS });
         }
-        let Some(map) = Map::new(info, shared.slots, shared.seed ^ id as u64, &*shared.env) else { return Ok(abi::E_FULL) };
+        let Some(map) = Map::new(info, shared.slots, shared.seed ^ id as u64, &*shared.env) else {
+            return Ok(abi::E_FULL);
+        };
         let map = Arc::new(map);
         if all.try_reserve(1).is_err() || state.maps.try_reserve(1).is_err() {
             return Ok(abi::E_FULL);
@@ -142,7 +152,8 @@ fn counter_declare(mut caller: C<'_>, name_ptr: i32, name_len: i32) -> Result<i3
         if id >= abi::MAX_COUNTERS || names.try_reserve(1).is_err() {
             return Ok(abi::E_FULL);
         }
-        if names.contains(&name) || BUILTIN_COUNTERS.contains(&name.as_str()) || HOST_COUNTERS.contains(&name.as_str()) {
+        if names.contains(&name) || BUILTIN_COUNTERS.contains(&name.as_str()) || HOST_COUNTERS.contains(&name.as_str())
+        {
             return Ok(abi::E_EXISTS);
         }
         names.push(name);

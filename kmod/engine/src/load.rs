@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
 
 use wasmi::{
-    CompilationMode, Config, EnforcedLimits, Engine, Extern, ExternType, Module, Mutability, Store,
-    StoreLimitsBuilder, ValType,
+    CompilationMode, Config, EnforcedLimits, Engine, Extern, ExternType, Module, Mutability, Store, StoreLimitsBuilder,
+    ValType,
 };
 
 use crate::host::{self, HostState};
@@ -99,7 +99,9 @@ fn check_abi(module: &Module, limits: &Limits) -> Result<(), LoadError> {
     for imp in module.imports() {
         let what = format!("{}.{}", imp.module(), imp.name());
         let ExternType::Func(ft) = imp.ty() else {
-            return Err(LoadError::Abi(format!("imports {what}, which is not a function (filters import only functions)")));
+            return Err(LoadError::Abi(format!(
+                "imports {what}, which is not a function (filters import only functions)"
+            )));
         };
         let known = IMPORTS.iter().find(|(n, _, _)| imp.module() == abi::IMPORT_MODULE && *n == imp.name());
         match known {
@@ -156,7 +158,10 @@ pub fn load(
         return Err(LoadError::Abi("no instances requested".into()));
     }
     if config.len() > abi::MAX_CONFIG_LEN {
-        return Err(LoadError::Init { code: abi::E_INVAL, message: format!("configuration longer than {} bytes", abi::MAX_CONFIG_LEN) });
+        return Err(LoadError::Init {
+            code: abi::E_INVAL,
+            message: format!("configuration longer than {} bytes", abi::MAX_CONFIG_LEN),
+        });
     }
     let compile = || compile(wasm);
     let first = compile()?;
@@ -220,16 +225,16 @@ fn grow_call_stack(engine: &Engine) -> Result<(), LoadError> {
     let inst = wasmi::Linker::<()>::new(engine)
         .instantiate_and_start(&mut store, &module)
         .map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
-    let r = inst.get_typed_func::<i32, i32>(&store, "r").map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
+    let r = inst
+        .get_typed_func::<i32, i32>(&store, "r")
+        .map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
     r.call(&mut store, MAX_RECURSION as i32 - 1).map_err(|e| LoadError::Invalid(format!("call-stack warm-up: {e}")))?;
     Ok(())
 }
 
 /// Calls a `() -> i32` ABI export.
 fn call0(store: &mut Store<HostState>, inst: &wasmi::Instance, name: &str) -> Result<i32, LoadError> {
-    let f = inst
-        .get_typed_func::<(), i32>(&*store, name)
-        .map_err(|e| LoadError::Abi(format!("export {name}: {e}")))?;
+    let f = inst.get_typed_func::<(), i32>(&*store, name).map_err(|e| LoadError::Abi(format!("export {name}: {e}")))?;
     f.call(store, ()).map_err(|e| LoadError::Abi(format!("{name} failed: {e}")))
 }
 
@@ -266,14 +271,16 @@ fn instantiate(
     let inst = linker
         .instantiate_and_start(&mut store, module)
         .map_err(|e| LoadError::Invalid(format!("instantiation failed: {e}")))?;
-    let memory = inst
-        .get_memory(&store, abi::EXPORT_MEMORY)
-        .ok_or_else(|| LoadError::Abi("missing export memory".into()))?;
+    let memory =
+        inst.get_memory(&store, abi::EXPORT_MEMORY).ok_or_else(|| LoadError::Abi("missing export memory".into()))?;
     store.data_mut().memory = Some(memory);
 
     let version = call0(&mut store, &inst, abi::EXPORT_ABI_VERSION)?;
     if version as u32 != abi::ABI_VERSION {
-        return Err(LoadError::Abi(format!("built for ABI version {version}, this host supports {}", abi::ABI_VERSION)));
+        return Err(LoadError::Abi(format!(
+            "built for ABI version {version}, this host supports {}",
+            abi::ABI_VERSION
+        )));
     }
     let buf = call0(&mut store, &inst, abi::EXPORT_BUFFER)? as u32 as usize;
     let buf_len = call0(&mut store, &inst, abi::EXPORT_BUFFER_LEN)? as u32 as usize;
@@ -285,7 +292,10 @@ fn instantiate(
         )));
     }
     if config.len() > buf_len {
-        return Err(LoadError::Init { code: abi::E_INVAL, message: format!("configuration of {} bytes exceeds the filter's {buf_len}-byte buffer", config.len()) });
+        return Err(LoadError::Init {
+            code: abi::E_INVAL,
+            message: format!("configuration of {} bytes exceeds the filter's {buf_len}-byte buffer", config.len()),
+        });
     }
     memory.data_mut(&mut store)[buf..buf + config.len()].copy_from_slice(config);
 
@@ -301,7 +311,8 @@ fn instantiate(
     // must never allocate (softirq, GFP_ATOMIC, a flood). So memory and
     // tables are final after init: `memory.grow` returns -1 on a packet.
     let mem_now = memory.data(&store).len();
-    store.data_mut().limits = StoreLimitsBuilder::new().memory_size(mem_now).table_elements(0).memories(1).tables(1).instances(1).build();
+    store.data_mut().limits =
+        StoreLimitsBuilder::new().memory_size(mem_now).table_elements(0).memories(1).tables(1).instances(1).build();
     match rc {
         Ok(0) => {}
         Ok(code) => {
@@ -310,7 +321,10 @@ fn instantiate(
         }
         Err(e) => return Err(LoadError::Abi(format!("{} failed: {e}", abi::EXPORT_INIT))),
     }
-    if slot > 0 && (store.data().maps.len() != shared.maps.lock().len() || store.data().counters != shared.counter_names.lock().len()) {
+    if slot > 0
+        && (store.data().maps.len() != shared.maps.lock().len()
+            || store.data().counters != shared.counter_names.lock().len())
+    {
         return Err(LoadError::Abi("instances declared different maps or counters".into()));
     }
 

@@ -249,7 +249,9 @@ impl Filter {
         }
         match &m.store {
             Store::Hash(_) => m.update(Ctx::Control, 0, key, value),
-            Store::PerCpu(arrays) => (0..arrays.len()).map(|s| m.update(Ctx::Control, s, key, value)).min().unwrap_or(0),
+            Store::PerCpu(arrays) => {
+                (0..arrays.len()).map(|s| m.update(Ctx::Control, s, key, value)).min().unwrap_or(0)
+            }
         }
     }
 

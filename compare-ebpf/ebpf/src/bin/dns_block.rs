@@ -29,10 +29,7 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use wasmfw_ebpf_progs::{
     be16_at, bytes_at,
-    common::{
-        lower, DnsConfig, NameKey, DNS_MAX_HOPS, DNS_MAX_LABELS, DNS_MAX_NAME,
-        DNS_SCRATCH, HASH_P, HASH_P_INV,
-    },
+    common::{lower, DnsConfig, NameKey, DNS_MAX_HOPS, DNS_MAX_LABELS, DNS_MAX_NAME, DNS_SCRATCH, HASH_P, HASH_P_INV},
     count, counters, parse, verdict, PROTO_UDP, UDP_HDR, XDP_DROP, XDP_PASS,
 };
 
@@ -206,9 +203,7 @@ fn filter(ctx: &XdpContext) -> u32 {
     }
     // n is in 12..=2048; this form shows the verifier 1..=2048.
     let n32 = ((n as u32).wrapping_sub(1) & (DNS_SCRATCH - 1)) + 1;
-    let r = unsafe {
-        bpf_xdp_load_bytes(ctx.ctx, dns as u32, (*s).payload.as_mut_ptr() as *mut c_void, n32)
-    };
+    let r = unsafe { bpf_xdp_load_bytes(ctx.ctx, dns as u32, (*s).payload.as_mut_ptr() as *mut c_void, n32) };
     if r != 0 {
         return XDP_PASS;
     }
@@ -230,12 +225,7 @@ fn filter(ctx: &XdpContext) -> u32 {
         (*s).prefix_hash[0] = 0;
         (*s).prefix_ipow[0] = 1;
         (*s).prefix_pos[0] = 0;
-        bpf_loop(
-            STEPS,
-            step as *mut c_void,
-            &mut dummy as *mut u64 as *mut c_void,
-            0,
-        );
+        bpf_loop(STEPS, step as *mut c_void, &mut dummy as *mut u64 as *mut c_void, 0);
     }
     let w = unsafe { &(*s).w };
     if w.state != DONE {
@@ -251,10 +241,8 @@ fn filter(ctx: &XdpContext) -> u32 {
         }
         let k = ((w.nb - 1 - i) & LMASK) as usize;
         let (ph, pi, pp) = unsafe { ((*s).prefix_hash[k], (*s).prefix_ipow[k], (*s).prefix_pos[k]) };
-        let key = NameKey {
-            hash: w.h.wrapping_sub(ph.wrapping_mul(w.pw).wrapping_mul(pi)),
-            len: w.len.wrapping_sub(pp),
-        };
+        let key =
+            NameKey { hash: w.h.wrapping_sub(ph.wrapping_mul(w.pw).wrapping_mul(pi)), len: w.len.wrapping_sub(pp) };
         if unsafe { dns_names.get(&key) }.is_some() {
             count!(blocked);
             debug!(ctx, "dns_block: query blocked");

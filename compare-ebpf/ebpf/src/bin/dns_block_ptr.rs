@@ -12,9 +12,7 @@ use aya_ebpf::{
     maps::Array,
     programs::XdpContext,
 };
-use wasmfw_ebpf_progs::{
-    be16_at, common::DnsConfig, count, counters, parse, verdict, PROTO_UDP, XDP_DROP, XDP_PASS,
-};
+use wasmfw_ebpf_progs::{be16_at, common::DnsConfig, count, counters, parse, verdict, PROTO_UDP, XDP_DROP, XDP_PASS};
 
 #[map]
 static dns_cfg: Array<DnsConfig> = Array::with_max_entries(1, 0);

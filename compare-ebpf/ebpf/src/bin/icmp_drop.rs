@@ -11,8 +11,9 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use wasmfw_ebpf_progs::{
-    bytes_at, common::{AddrKey, IcmpConfig, MAX_CIDRS}, count, counters, parse, u8_at, verdict,
-    ICMP_HDR, PROTO_ICMP, PROTO_ICMPV6, XDP_DROP, XDP_PASS,
+    bytes_at,
+    common::{AddrKey, IcmpConfig, MAX_CIDRS},
+    count, counters, parse, u8_at, verdict, ICMP_HDR, PROTO_ICMP, PROTO_ICMPV6, XDP_DROP, XDP_PASS,
 };
 
 #[map]

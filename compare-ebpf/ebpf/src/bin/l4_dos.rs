@@ -18,8 +18,7 @@ use aya_log_ebpf::debug;
 use wasmfw_ebpf_progs::{
     be16_at, bytes_at,
     common::{AddrKey, Bucket, L4Config, BUCKET_ENTRIES, MAX_CIDRS, MAX_ELAPSED_NS, MAX_PORTS, NANO},
-    count, counters, parse, u8_at, verdict, PROTO_TCP, PROTO_UDP, TCP_HDR, UDP_HDR, XDP_DROP,
-    XDP_PASS,
+    count, counters, parse, u8_at, verdict, PROTO_TCP, PROTO_UDP, TCP_HDR, UDP_HDR, XDP_DROP, XDP_PASS,
 };
 
 #[map]

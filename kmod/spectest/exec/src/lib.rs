@@ -291,7 +291,21 @@ mod tests {
                 None => break,
             }
         }
-        for x in [0u32, 0x8000_0000, 1, 0x8000_0001, 0x007f_ffff, 0x0080_0000, 0x7f7f_ffff, 0x7f80_0000, 0xff80_0000, 0x7fa0_0000, 0xffa0_0000, 0x7fc0_0000, 0x7f80_0001] {
+        for x in [
+            0u32,
+            0x8000_0000,
+            1,
+            0x8000_0001,
+            0x007f_ffff,
+            0x0080_0000,
+            0x7f7f_ffff,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7fa0_0000,
+            0xffa0_0000,
+            0x7fc0_0000,
+            0x7f80_0001,
+        ] {
             assert_eq!(promote_f32_bits(x), (f32::from_bits(x) as f64).to_bits(), "{x:#010x}");
         }
         assert_eq!(promote_f32_bits(0x7fa0_0000), 0x7ffc_0000_0000_0000);
