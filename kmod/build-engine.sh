@@ -25,8 +25,8 @@ lib=$(ls "$tdir"/*/release/libwasmfw_engine_ffi.a)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 (cd "$work" && ar x "$lib")
 syms=(wf_load wf_run wf_free wf_counters wf_maps wf_map_update wf_map_delete wf_map_dump wf_log_ring)
-ld -r --gc-sections -z noexecstack $(printf -- '-u %s ' "${syms[@]}") -o "$work/all.o" "$work"/*.o
-objcopy $(printf -- '--keep-global-symbol=%s ' "${syms[@]}") --strip-debug --remove-section=.comment "$work/all.o" "$out"
+ld -r --gc-sections -z noexecstack "${syms[@]/#/--undefined=}" -o "$work/all.o" "$work"/*.o
+objcopy "${syms[@]/#/--keep-global-symbol=}" --strip-debug --remove-section=.comment "$work/all.o" "$out"
 # What the object still needs from the kernel must be plain C symbols.
 undef=$(nm -u "$out" | awk '{print $2}' | sort -u | tr '\n' ' ')
 echo "build-engine.sh: $out ($(stat -c %s "$out") bytes); needs from the kernel: $undef"

@@ -47,12 +47,13 @@ pub fn flood(iface: &str, dst_mac: &str, src_mac: &str, secs: f64) -> Result<()>
     if fd < 0 {
         bail!("socket(AF_PACKET): {}", std::io::Error::last_os_error());
     }
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = idx as i32;
     // SAFETY: sll is a valid sockaddr_ll of the size given.
     let rc = unsafe {
-        libc::bind(fd, &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        libc::bind(fd, &sll as *const _ as *const libc::sockaddr, size_of::<libc::sockaddr_ll>() as u32)
     };
     if rc < 0 {
         bail!("bind to {iface}: {}", std::io::Error::last_os_error());
@@ -60,6 +61,7 @@ pub fn flood(iface: &str, dst_mac: &str, src_mac: &str, secs: f64) -> Result<()>
     let mut iov = libc::iovec { iov_base: frame.as_mut_ptr() as *mut libc::c_void, iov_len: frame.len() };
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH)
         .map(|_| {
+            // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_iov = &mut iov;
             m.msg_hdr.msg_iovlen = 1;

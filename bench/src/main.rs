@@ -330,6 +330,7 @@ fn ebpf_available(cli: &Cli) -> std::result::Result<(), String> {
     if cli.no_ebpf {
         return Err("skipped (--no-ebpf)".into());
     }
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root: BPF_PROG_TEST_RUN needs CAP_BPF (run as root for the eBPF columns)".into());
     }

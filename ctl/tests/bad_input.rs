@@ -172,7 +172,7 @@ fn memory_cannot_grow_past_the_limit() {
     assert_eq!(s["counters"]["fault_trap"], 0);
     // A module whose initial memory is over the limit never loads.
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "f.wasm", &wat_filter("", "i32.const 0", 1).iter().copied().collect::<Vec<_>>());
+    write(d.path(), "f.wasm", &wat_filter("", "i32.const 0", 1).to_vec());
     let pol = write(d.path(), "p.toml", b"filter = \"f.wasm\"\nmemory_limit = 65536\n");
     assert!(wasmfw(&["check", pol.to_str().unwrap()]).status.success());
     let big = wat::parse_str(

@@ -29,6 +29,7 @@ fn root() -> PathBuf {
 }
 
 fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { geteuid() } != 0 {
         return Some("not root: BPF_PROG_TEST_RUN needs CAP_BPF".into());
     }

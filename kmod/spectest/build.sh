@@ -26,10 +26,10 @@ lib=$(ls "$tdir"/*/release/libwasmfw_spectest_ffi.a)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 (cd "$work" && ar x "$lib")
 syms=(wfs_session_new wfs_session_free wfs_exec)
-ld -r --gc-sections -z noexecstack $(printf -- '-u %s ' "${syms[@]}") -o "$work/all.o" "$work"/*.o
+ld -r --gc-sections -z noexecstack "${syms[@]/#/--undefined=}" -o "$work/all.o" "$work"/*.o
 stage=$root/target/kmod-spectest-stage-$arch
 mkdir -p "$stage"
-objcopy $(printf -- '--keep-global-symbol=%s ' "${syms[@]}") --strip-debug --remove-section=.comment "$work/all.o" "$work/engine.o"
+objcopy "${syms[@]/#/--keep-global-symbol=}" --strip-debug --remove-section=.comment "$work/all.o" "$work/engine.o"
 undef=$(nm -u "$work/engine.o" | awk '{print $2}' | sort -u | tr '\n' ' ')
 echo "kmod/spectest/build.sh: executor object $(stat -c %s "$work/engine.o") bytes; needs from the kernel: $undef" >&2
 # Copy only what changed, so Kbuild rebuilds only that.

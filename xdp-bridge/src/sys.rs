@@ -35,7 +35,7 @@ const BPF_XDP: u32 = 37;
 pub fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
     // SAFETY: `attr` is a repr(C) prefix of `union bpf_attr` for `cmd`;
     // the kernel reads/writes at most size_of::<T>() bytes.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>() as u32) };
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, size_of::<T>() as u32) };
     if rc < 0 {
         Err(std::io::Error::last_os_error())
     } else {
@@ -101,7 +101,7 @@ pub fn prog_load_xdp(insns: &[Insn], fd_array: &[i32], name: &str) -> Result<Own
         Ok(rc) => Ok(fd(rc)),
         Err(e) => {
             let text = CStr::from_bytes_until_nul(&log).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
-            let last = text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("").to_string();
+            let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").to_string();
             Err(anyhow!("BPF_PROG_LOAD: {e}; verifier: {last}"))
         }
     }

@@ -27,6 +27,8 @@ const ALL: &[(&str, &str)] = &[
     // `wasmfw capture` files are checked with tshark (kmod/tests/t_capture.sh,
     // ctl/tests/ebpf_capture.rs).
     ("/usr/bin/tshark", "tshark"),
+    // `cargo xtask lint` checks every shell script.
+    ("/usr/bin/shellcheck", "shellcheck"),
 ];
 
 /// Installs the packages whose marker files are missing.

@@ -9,6 +9,7 @@ mod ebpf;
 mod filters;
 mod guest;
 mod install;
+mod lint;
 mod spec;
 mod test;
 mod testfilters;
@@ -83,6 +84,12 @@ enum Cmd {
         #[arg(long)]
         no_guest: bool,
     },
+    /// The style gate (the first step of `test`): rustfmt, clippy -D warnings, shellcheck.
+    Lint {
+        /// Reformat every Rust file instead of checking (clippy and shellcheck are not run).
+        #[arg(long)]
+        fix: bool,
+    },
     /// Run every test (what .ci/run runs).
     Test {
         /// Skip the guest kernel tests.
@@ -106,6 +113,8 @@ fn main() -> Result<()> {
         Cmd::Spec { json, no_kernel, guest, files } => spec::run(&spec::Options { json, no_kernel, guest, files }),
         Cmd::SpecGuest { requests, responses } => spec::guest_driver(&requests, &responses),
         Cmd::Bench { quick, no_guest } => bench::run_all(&bench::Options { quick, no_guest }),
+        Cmd::Lint { fix: true } => lint::fmt_fix(),
+        Cmd::Lint { fix: false } => lint::run_all(),
         Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),
     }
 }

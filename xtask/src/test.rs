@@ -26,6 +26,7 @@ pub fn run_all(opts: &Options) -> Result<()> {
         }
     };
     step("install dependencies", &crate::deps::ensure_all);
+    step("lint: rustfmt, clippy -D warnings, shellcheck (cargo xtask lint)", &crate::lint::run_all);
     step("build filters (wasm32v1-none)", &crate::filters::build);
     step("filters link without rust-lld on the PATH", &crate::filters::link_check);
     step("build eBPF programs (bpfel)", &crate::ebpf::build);

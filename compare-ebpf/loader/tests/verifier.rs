@@ -4,6 +4,7 @@
 use wasmfw_ebpf::{load, load_rejected_example, objects_built, Twin};
 
 fn skip() -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root: cannot load eBPF programs");
     }

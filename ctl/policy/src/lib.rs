@@ -289,7 +289,7 @@ impl Policy {
         let memory_limit = match raw.memory_limit {
             Some(m) => {
                 let v = *m.get_ref();
-                if v < WASM_PAGE as i64 || v as u64 > MAX_MEMORY_LIMIT || v as u64 % WASM_PAGE != 0 {
+                if v < WASM_PAGE as i64 || v as u64 > MAX_MEMORY_LIMIT || !(v as u64).is_multiple_of(WASM_PAGE) {
                     return Err(err(
                         Some(m.span()),
                         Some("memory_limit".into()),

@@ -269,4 +269,4 @@ const WFS_MAGIC: u64 = b'S' as u64;
 /// _IO('S', 1)
 const WFS_IOC_RESET: u64 = WFS_MAGIC << 8 | 1;
 /// _IOWR('S', 2, struct wfs_exec): dir 3 << 30, size << 16.
-const WFS_IOC_EXEC: u64 = 3 << 30 | (std::mem::size_of::<WfsExec>() as u64) << 16 | WFS_MAGIC << 8 | 2;
+const WFS_IOC_EXEC: u64 = 3 << 30 | (size_of::<WfsExec>() as u64) << 16 | WFS_MAGIC << 8 | 2;
