@@ -96,11 +96,7 @@ fn wasmfw_test_run(wasmfw: &Path, policy: &Path, pcap: &Path, repeat: u32, xdp: 
 }
 
 fn xdp_verdict(ret: u32) -> &'static str {
-    match ret {
-        1 => "drop",
-        2 => "pass",
-        _ => "other",
-    }
+    wasmfw_ebpf::xdp_verdict(ret).map_or("other", |v| v.as_str())
 }
 
 /// The fastest of several rounds: under a loaded host a UML guest's clock
@@ -162,7 +158,7 @@ pub fn run(repo: &Path, wasmfw: &Path, work: &Path, repeat: u32, rounds: u32) ->
             let mut empty_ns = Vec::new();
             for _ in 0..rounds {
                 let (ret, ns) = empty.test_run(&p.frame, repeat)?;
-                if ret != 2 {
+                if ret != wasmfw_ebpf::XDP_PASS {
                     bail!("the empty XDP program returned {ret}");
                 }
                 empty_ns.push(ns as f64);

@@ -198,15 +198,8 @@ impl Env for BenchEnv {
 fn load_wasm(policy: &Policy) -> Result<Instance> {
     let wasm = std::fs::read(&policy.wasm)
         .with_context(|| format!("{} (build the filters with `cargo xtask build-filters`)", policy.wasm.display()))?;
-    let limits = Limits {
-        fuel: policy.fuel,
-        memory_limit: policy.memory_limit,
-        on_fault: match policy.on_fault {
-            wasmfw_policy::Verdict::Pass => Verdict::Pass,
-            wasmfw_policy::Verdict::Drop => Verdict::Drop,
-        },
-        audit: false,
-    };
+    let limits =
+        Limits { fuel: policy.fuel, memory_limit: policy.memory_limit, on_fault: policy.on_fault, audit: false };
     let (_filter, mut inst) = wasmfw_engine::load(&wasm, limits, &policy.config_bytes(), 1, Arc::new(BenchEnv), 42)
         .map_err(|e| anyhow!("{}: {e}", policy.wasm.display()))?;
     inst.pop().ok_or_else(|| anyhow!("engine returned no instance"))
@@ -345,10 +338,10 @@ fn ebpf_available(cli: &Cli) -> std::result::Result<(), String> {
 fn ebpf_verdict(policy: &Policy, frame: &[u8]) -> Result<Verdict> {
     let twin = wasmfw_ebpf::Twin::for_filter(&policy.filter)?;
     let loaded = wasmfw_ebpf::load(twin, &policy.params)?;
-    match loaded.test_run(frame)? {
-        wasmfw_ebpf::XDP_PASS => Ok(Verdict::Pass),
-        wasmfw_ebpf::XDP_DROP => Ok(Verdict::Drop),
-        other => bail!("eBPF twin {} returned XDP action {other}", policy.filter),
+    let action = loaded.test_run(frame)?;
+    match wasmfw_ebpf::xdp_verdict(action) {
+        Some(v) => Ok(v),
+        None => bail!("eBPF twin {} returned XDP action {action}", policy.filter),
     }
 }
 

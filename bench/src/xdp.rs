@@ -12,12 +12,9 @@ use wasmfw_xdp_bridge::Bridge;
 
 use crate::{ebpf, packets};
 
+/// The bridge's XDP action as a verdict (anything but XDP_DROP passes).
 fn verdict(ret: u32) -> Verdict {
-    if ret == 1 {
-        Verdict::Drop
-    } else {
-        Verdict::Pass
-    }
+    wasmfw_ebpf::xdp_verdict(ret).unwrap_or(Verdict::Pass)
 }
 
 pub fn run(repeat: u32, json_out: bool) -> Result<()> {

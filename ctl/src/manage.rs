@@ -18,7 +18,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use wasmfw_ebpf::rawmap::Carried;
 use wasmfw_ebpf::Twin;
-use wasmfw_policy::{Hook, Mode, Param, Policy};
+use wasmfw_policy::{Hook, Mode, Param, Policy, Verdict};
 
 use crate::access::{check_iface, check_privileges, ifindex_of};
 use crate::attachments::{check_ebpf, entries_in, kmod_attached, mode_name, mode_of, xdp_mode, xdp_slot_free};
@@ -511,11 +511,12 @@ pub fn test_run(target: &Path, pcap: &Path, repeat: u32, via_bridge: bool, json:
                         bail!("packet {index}: XDP test runs need Ethernet frames");
                     }
                     let (ret, ns) = b.test_run(&p.data, repeat)?;
-                    (if ret == 1 { "drop" } else { "pass" }, ns as f64)
+                    (wasmfw_ebpf::xdp_verdict(ret).unwrap_or(Verdict::Pass).as_str(), ns as f64)
                 }
                 None => {
                     let (v, ns) = dev.test_run(id, &p.data, p.link, repeat)?;
-                    (if v == 1 { "drop" } else { "pass" }, ns as f64 / repeat as f64)
+                    let v = i32::try_from(v).ok().and_then(Verdict::from_abi).unwrap_or(Verdict::Pass);
+                    (v.as_str(), ns as f64 / repeat as f64)
                 }
             };
             if json {

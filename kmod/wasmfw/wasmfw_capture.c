@@ -59,8 +59,7 @@ void wasmfw_capture_packet(struct net *net, int ifindex, u32 hook, int raw, cons
 			   size_t orig_len, int link)
 {
 	/* The filter's verdict: a drop audit mode passed is a drop. */
-	u32 bit = (raw & WF_RUN_FAULT) ? WASMFW_CAPTURE_FAULT :
-		  (raw & (1 | WF_RUN_AUDITED)) ? WASMFW_CAPTURE_DROP : WASMFW_CAPTURE_PASS;
+	u32 bit = wf_run_capture_bit(raw);
 	struct wasmfw_capture_rec *rec;
 	struct wasmfw_capture *c = NULL;
 	unsigned long flags;

@@ -779,7 +779,7 @@ static unsigned int wasmfw_nf_hook(void *priv, struct sk_buff *skb, const struct
 		wasmfw_capture_packet(att->net, att->ifindex, WASMFW_HOOK_NETFILTER, verdict, data, len,
 				      skb->len, WASMFW_LINK_RAW_IP);
 	local_bh_enable();
-	return (verdict & 1) ? NF_DROP : NF_ACCEPT;
+	return wf_run_drops(verdict) ? NF_DROP : NF_ACCEPT;
 }
 
 struct wasmfw_nf *wasmfw_nf_attach(const char *ifname, struct wf_filter *f, int *err)
@@ -943,7 +943,7 @@ __bpf_kfunc int wasmfw_xdp_run(struct xdp_md *ctx)
 	if (unlikely(READ_ONCE(wasmfw_capture_running)))
 		wasmfw_capture_packet(dev_net(dev), dev->ifindex, WASMFW_HOOK_XDP, verdict, xdp->data, len,
 				      xdp->data_end - xdp->data, WASMFW_LINK_ETHERNET);
-	return (verdict & 1) ? XDP_DROP : XDP_PASS;
+	return wf_run_drops(verdict) ? XDP_DROP : XDP_PASS;
 }
 
 /**
@@ -1071,7 +1071,7 @@ int wasmfw_glue_test_run(struct wf_filter *f, const u8 *pkt, u32 len, int link, 
 
 	t0 = ktime_get_ns();
 	for (i = 0; i < repeat; ) {
-		verdict = wasmfw_run_local(f, pkt, len, link) & 1;
+		verdict = wf_run_verdict(wasmfw_run_local(f, pkt, len, link));
 		i++;
 		/* The clock is read after runs 1, 2, 4 ... 64, then every 64th:
 		 * a slow filter (a run can cost WASMFW_MAX_FUEL) ends the slice

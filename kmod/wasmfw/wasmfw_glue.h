@@ -5,13 +5,10 @@
 
 #include <linux/types.h>
 #include "wasmfw_uapi.h"
+#include "wasmfw_verdict.h" /* wf_run's result: WF_RUN_*, wf_run_drops() */
 
 #define WASMFW_LINK_ETHERNET 1
 #define WASMFW_LINK_RAW_IP 2
-/* Bit of wf_run's result: the filter faulted (engine-ffi WF_RUN_FAULT). */
-#define WF_RUN_FAULT 2
-/* Bit of wf_run's result: audit mode passed a drop (engine-ffi WF_RUN_AUDITED). */
-#define WF_RUN_AUDITED 4
 
 struct wf_filter;
 struct wasmfw_nf;

@@ -12,6 +12,7 @@ use kernel::uaccess::UserSlice;
 use crate::ffi::*;
 use crate::filter_ioctl::{capture_ctl, capture_read, counters, log_read, map_dump, map_op, maps};
 use crate::registry::{Entry, Registry};
+use crate::uapi::verdict::Verdict;
 use crate::uapi::*;
 
 pub(crate) fn read<T: FromBytes>(arg: usize) -> Result<T> {
@@ -82,7 +83,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
     }
     if req.memory_limit < MIN_MEMORY_LIMIT
         || req.memory_limit > MAX_MEMORY_LIMIT
-        || req.on_fault > 1
+        || i32::try_from(req.on_fault).ok().and_then(Verdict::from_abi).is_none()
         || req.flags & !LOAD_AUDIT != 0
     {
         return Err(EINVAL);

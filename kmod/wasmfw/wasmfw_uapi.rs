@@ -55,11 +55,18 @@ pub const LINK_RAW_IP: u32 = 2;
 /// counted in `drop` and `audit_would_drop`).
 pub const LOAD_AUDIT: u32 = 1;
 
+/// The verdict (`filters/abi/src/verdict.rs`, linked here: the module
+/// builds without crates): `Load::on_fault` is its ABI value, the capture
+/// bits derive from it.
+#[path = "wasmfw_verdict.rs"]
+pub mod verdict;
+use verdict::{Verdict, CAPTURE_FAULT_BIT};
+
 /// Capture verdict bits (`verdicts`, a record's `verdict`).
-pub const CAPTURE_PASS: u32 = 1;
-pub const CAPTURE_DROP: u32 = 2;
+pub const CAPTURE_PASS: u32 = Verdict::Pass.capture_bit();
+pub const CAPTURE_DROP: u32 = Verdict::Drop.capture_bit();
 /// Trapped or out of fuel: the filter's on_fault verdict applied.
-pub const CAPTURE_FAULT: u32 = 4;
+pub const CAPTURE_FAULT: u32 = CAPTURE_FAULT_BIT;
 /// Most bytes a capture keeps of a packet.
 pub const CAPTURE_SNAPLEN: u32 = 2048;
 /// Bytes of one capture's ring (fixed slots of a record header and
@@ -127,7 +134,7 @@ uapi_structs! {
         fuel: u64,
         /// Bytes.
         memory_limit: u64,
-        /// 0 pass, 1 drop.
+        /// [`Verdict::abi`]: 0 pass, 1 drop.
         on_fault: u32,
         /// Out: the filter's id.
         id: u32,
@@ -247,7 +254,7 @@ uapi_structs! {
         packet: u64,
         packet_len: u32,
         repeat: u32,
-        /// Out: 0 pass, 1 drop.
+        /// Out: [`Verdict::abi`] of the last run, 0 pass, 1 drop.
         verdict: u32,
         pad: u32,
         /// Out: time for all runs.

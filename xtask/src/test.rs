@@ -34,8 +34,14 @@ pub fn run_all(opts: &Options) -> Result<()> {
         run(Command::new("cargo").current_dir(root()).args(["test", "--workspace", "--", "--test-threads=1"]))
     });
     step("install (staged) and systemd-analyze verify of the unit", &crate::install::check);
-    step("filter SDK unit tests", &|| {
-        run(Command::new("cargo").current_dir(root().join("filters")).args(["test", "-p", "wasmfw-filter-sdk"]))
+    step("filter SDK and ABI tests (the verdict header is current)", &|| {
+        run(Command::new("cargo").current_dir(root().join("filters")).args([
+            "test",
+            "-p",
+            "wasmfw-filter-sdk",
+            "-p",
+            "wasmfw-abi",
+        ]))
     });
     step("UML FP/XSTATE sizing through ptrace (the AMX fix, on this host)", &crate::guest::xstate_check);
     if !opts.no_guest {

@@ -25,7 +25,7 @@ use aya::programs::{ProgramError, Xdp};
 use aya::{Ebpf, EbpfLoader, VerifierLogLevel};
 /// The shared map formats (also the typed keys of `wasmfw map`).
 pub use wasmfw_ebpf_common as common;
-use wasmfw_policy::Param;
+use wasmfw_policy::{Param, Verdict};
 
 pub use aya::programs::XdpMode as Mode;
 pub use bench::{bench_empty, load_empty};
@@ -38,6 +38,16 @@ pub use run::{counters_of_prog, BPF_NAME_MAX};
 /// XDP verdicts as BPF_PROG_TEST_RUN returns them.
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+
+/// The verdict an XDP action stands for (XDP_DROP or XDP_PASS; `None` for
+/// the others, which no twin or bridge returns).
+pub fn xdp_verdict(action: u32) -> Option<Verdict> {
+    match action {
+        XDP_PASS => Some(Verdict::Pass),
+        XDP_DROP => Some(Verdict::Drop),
+        _ => None,
+    }
+}
 
 /// One of the eBPF twins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

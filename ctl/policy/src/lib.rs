@@ -25,28 +25,21 @@ impl Hook {
     }
 }
 
-/// A packet verdict, as policies and `wasmfw` output spell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
+/// A packet verdict; policies and `wasmfw` output spell it [`Verdict::as_str`].
+pub use wasmfw_abi::Verdict;
+
+/// How a policy spells a [`Verdict`] (serde's mirror of the ABI's enum).
+#[derive(Deserialize)]
+#[serde(remote = "Verdict", rename = "Verdict", rename_all = "lowercase")]
+enum VerdictDef {
     Pass,
     Drop,
 }
 
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Drop => "drop",
-        }
-    }
-    pub fn abi(self) -> i32 {
-        match self {
-            Verdict::Pass => wasmfw_abi::VERDICT_PASS,
-            Verdict::Drop => wasmfw_abi::VERDICT_DROP,
-        }
-    }
-}
+/// `on_fault` as read from TOML.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct RawVerdict(#[serde(with = "VerdictDef")] Verdict);
 
 /// What a filter's verdicts do: `enforce` drops what the filter drops;
 /// `audit` passes every packet and counts the drops it would have made
@@ -153,7 +146,7 @@ struct RawPolicy {
     iface: Option<Spanned<Ifaces>>,
     fuel: Option<Spanned<i64>>,
     memory_limit: Option<Spanned<i64>>,
-    on_fault: Option<Spanned<Verdict>>,
+    on_fault: Option<Spanned<RawVerdict>>,
     mode: Option<Spanned<Mode>>,
     params: Option<toml::Table>,
 }
@@ -300,7 +293,7 @@ impl Policy {
             }
             None => DEFAULT_MEMORY_LIMIT,
         };
-        let on_fault = raw.on_fault.map(|v| *v.get_ref()).unwrap_or(Verdict::Pass);
+        let on_fault = raw.on_fault.map(|v| v.get_ref().0).unwrap_or(Verdict::Pass);
         let mode = raw.mode.map(|v| *v.get_ref()).unwrap_or_default();
 
         let mut params = Vec::new();

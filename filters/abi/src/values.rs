@@ -1,8 +1,5 @@
-//! Values: verdicts, link types, map kinds, log levels and error codes.
-
-/// Verdicts returned by `wasmfw_filter`. Any other value is a fault.
-pub const VERDICT_PASS: i32 = 0;
-pub const VERDICT_DROP: i32 = 1;
+//! Values: link types, map kinds, log levels and error codes (verdicts:
+//! `verdict.rs`).
 
 /// Link type of the packet handed to `wasmfw_filter`.
 /// Starts with an Ethernet header (XDP, pcap DLT_EN10MB).

@@ -62,17 +62,11 @@ pub use log::Level;
 pub use maps::{Counter, HashMap, MapError, PerCpuArray, Pod};
 pub use net::{Addr, Icmp, Ip, IpVersion, Packet, Tcp, Udp, L4};
 pub use wasmfw_abi as abi;
+/// What happens to a packet (the ABI's values, so returning it costs nothing).
+pub use wasmfw_abi::Verdict;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use sys::testing;
-
-/// What happens to a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Verdict {
-    Pass = abi::VERDICT_PASS,
-    Drop = abi::VERDICT_DROP,
-}
 
 /// Where the packet handed to [`Filter::filter`] starts. The values are
 /// the ABI's, so converting costs nothing.

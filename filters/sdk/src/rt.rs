@@ -105,7 +105,7 @@ pub unsafe fn init<F: Filter>(slot: &'static Slot<F>, config_len: i32) -> i32 {
 pub unsafe fn filter<F: Filter>(slot: &'static Slot<F>, packet_len: i32, link: i32) -> i32 {
     // SAFETY: only `init` writes the state and it is not running.
     let Some(state) = (unsafe { &*slot.0.get() }) else {
-        return Verdict::Pass as i32;
+        return Verdict::Pass.abi();
     };
     // SAFETY: the host writes the buffer only between calls; nothing else
     // writes it while this shared borrow lives (it ends with this call).
@@ -127,7 +127,7 @@ pub unsafe fn filter<F: Filter>(slot: &'static Slot<F>, packet_len: i32, link: i
     } else {
         filter_other(state, packet, link)
     };
-    verdict as i32
+    verdict.abi()
 }
 
 /// The filter for every packet that is not untagged IPv4 over Ethernet: a

@@ -16,6 +16,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void};
 
+use wasmfw_engine::abi::RunResult;
 use wasmfw_engine::lock::{Ctx, HostLock};
 use wasmfw_engine::{Env, Filter, Instance, Limits, Verdict};
 
@@ -163,7 +164,7 @@ pub struct WfFilter {
 pub struct WfLoadArgs {
     pub fuel: u64,
     pub memory_limit: u64,
-    /// 0 pass, 1 drop.
+    /// A [`Verdict`]'s ABI value (checked by the module).
     pub on_fault: u32,
     /// Instances to create (nr_cpu_ids).
     pub slots: u32,
@@ -231,7 +232,7 @@ pub unsafe extern "C" fn wf_load(
     let limits = Limits {
         fuel: args.fuel,
         memory_limit: args.memory_limit,
-        on_fault: if args.on_fault == 1 { Verdict::Drop } else { Verdict::Pass },
+        on_fault: Verdict::from_abi(args.on_fault as i32).unwrap_or(Verdict::Pass),
         audit: args.audit != 0,
     };
     // SAFETY: plain C call (process context, at load).
@@ -254,10 +255,10 @@ pub unsafe extern "C" fn wf_load(
     }
 }
 
-/// Runs the filter's instance `slot` on a packet: returns 0 pass, 1 drop,
-/// plus [`WF_RUN_FAULT`] when the filter trapped or ran out of fuel (the
-/// verdict is then its on_fault) and [`WF_RUN_AUDITED`] when audit mode
-/// passed a drop (`wasmfw capture` records both). Never allocates. The caller guarantees no other CPU uses `slot` at the
+/// Runs the filter's instance `slot` on a packet: returns a [`RunResult`]
+/// (the verdict applied, whether the filter trapped or ran out of fuel and
+/// whether audit mode passed a drop: `wasmfw capture` records both; the C
+/// side decodes it with `wasmfw_verdict.h`). Never allocates. The caller guarantees no other CPU uses `slot` at the
 /// same time (slot = the current CPU, with bottom halves disabled).
 ///
 /// # Safety
@@ -270,25 +271,13 @@ pub unsafe extern "C" fn wf_run(f: *const WfFilter, slot: u32, pkt: *const u8, l
     // SAFETY: the caller guarantees `len` readable bytes at `pkt`.
     let pkt = if len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(pkt, len) } };
     let Some(cell) = f.instances.get(slot as usize) else {
-        return f.filter.limits().on_fault as c_int | WF_RUN_FAULT;
+        return RunResult::new(f.filter.limits().on_fault, true, false).0;
     };
     // SAFETY: slot = this CPU with bottom halves off (the caller's
     // contract): nothing else uses this instance during the call.
     let inst = unsafe { &mut *cell.get() };
-    let outcome = inst.run(pkt, link);
-    let verdict = match outcome.verdict {
-        Verdict::Pass => 0,
-        Verdict::Drop => 1,
-    };
-    let fault = if outcome.fault.is_some() { WF_RUN_FAULT } else { 0 };
-    let audited = if outcome.audited { WF_RUN_AUDITED } else { 0 };
-    verdict | fault | audited
+    inst.run(pkt, link).run_result().0
 }
-
-/// Bit of wf_run's result: the filter faulted (WF_RUN_FAULT in wasmfw_glue.c).
-pub const WF_RUN_FAULT: c_int = 2;
-/// Bit of wf_run's result: audit mode passed a drop (WF_RUN_AUDITED in wasmfw_glue.h).
-pub const WF_RUN_AUDITED: c_int = 4;
 
 /// Frees a filter (process context, after an RCU grace period).
 ///

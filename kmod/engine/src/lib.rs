@@ -27,6 +27,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub use wasmfw_abi as abi;
+pub use wasmfw_abi::Verdict;
 use wasmi::{Global, Memory, Store, TypedFunc, Val};
 
 pub use load::load;
@@ -54,21 +55,6 @@ pub trait Env: Send + Sync {
     /// kernel provides a `spinlock_t` ([`lock`]).
     fn new_lock(&self) -> Option<Box<dyn lock::HostLock>> {
         Some(Box::new(lock::SpinLock::default()))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    Drop,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Drop => "drop",
-        }
     }
 }
 
@@ -104,6 +90,13 @@ pub struct Outcome {
     pub fuel_used: u64,
     /// Audit mode passed what was a drop verdict (`verdict` is then Pass).
     pub audited: bool,
+}
+
+impl Outcome {
+    /// Packed for the kernel module's C (engine-ffi `wf_run`).
+    pub const fn run_result(&self) -> abi::RunResult {
+        abi::RunResult::new(self.verdict, self.fault.is_some(), self.audited)
+    }
 }
 
 /// A load failure, with its cause, as one line.
@@ -268,9 +261,10 @@ impl Instance {
             limits.fuel.saturating_sub(left)
         };
         let (verdict, fault) = match result {
-            Ok(abi::VERDICT_PASS) => (Verdict::Pass, None),
-            Ok(abi::VERDICT_DROP) => (Verdict::Drop, None),
-            Ok(_) => (limits.on_fault, Some(Fault::Trap)),
+            Ok(value) => match Verdict::from_abi(value) {
+                Some(verdict) => (verdict, None),
+                None => (limits.on_fault, Some(Fault::Trap)),
+            },
             Err(e) if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) => (limits.on_fault, Some(Fault::Fuel)),
             Err(_) => (limits.on_fault, Some(Fault::Trap)),
         };

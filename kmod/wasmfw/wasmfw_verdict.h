@@ -1,0 +1,1 @@
+../../filters/abi/include/wasmfw_verdict.h
