@@ -15,7 +15,11 @@
 # (crash, panic, setup failure); 126 if the script passed but the kernel log
 # has an oops/BUG/WARNING/KASAN/kmemleak/lockdep report (lines matching
 # $WASMFW_DMESG_ALLOW, an extended regex, are ignored). Files left in the
-# scratch dir: status, dmesg.txt, kmemleak.txt (debug kernels), console.log.
+# scratch dir: status, dmesg.txt, kmemleak.txt (debug kernels), console.log,
+# kernel-problems.txt (the problem report lines: empty when clean) and, when
+# the script reported no status, boot-failure.txt (the console's first line
+# telling why). This is the one place that reads a guest's kernel log for
+# problems: run.sh and xtask read those two files.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -54,7 +58,7 @@ if [[ -z $SCRATCH ]]; then
   KEEP_SCRATCH=0
 fi
 mkdir -p "$SCRATCH"; SCRATCH=$(cd "$SCRATCH" && pwd)
-rm -f "$SCRATCH/status" "$SCRATCH/dmesg.txt" "$SCRATCH/kmemleak.txt"
+rm -f "$SCRATCH/status" "$SCRATCH/dmesg.txt" "$SCRATCH/kmemleak.txt" "$SCRATCH/kernel-problems.txt" "$SCRATCH/boot-failure.txt"
 # Run a copy, so a script anywhere on the host (even under /tmp) is visible.
 cp "$SCRIPT" "$SCRATCH/test-script.sh"
 CONSOLE=$SCRATCH/console.log
@@ -140,6 +144,13 @@ fi
 bad=$(grep -aE "$PATTERN" <<< "$klog" || true)
 if [[ -n $bad && -n ${WASMFW_DMESG_ALLOW:-} ]]; then
   bad=$(grep -avE "$WASMFW_DMESG_ALLOW" <<< "$bad" || true)
+fi
+if [[ -n $bad ]]; then printf '%s\n' "$bad"; fi > "$SCRATCH/kernel-problems.txt"
+# Why a guest died before its script finished: the first telling line of
+# its console (e.g. UML on a host whose XSAVE area it cannot size).
+BOOT_FAILURE='ptrace .*failed|not syncing|Kernel panic|failed to|cannot|Unable to'
+if [[ -z $rc ]]; then
+  { grep -a -m1 -E "$BOOT_FAILURE" "$CONSOLE" || true; } | sed 's/^\[ *[0-9.]*\] //' | cut -c1-200 > "$SCRATCH/boot-failure.txt"
 fi
 
 log "$VARIANT guest ran ${wall}s (vm exit $vm_rc, script status ${rc:-none})"

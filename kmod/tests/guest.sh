@@ -1,14 +1,21 @@
 #!/bin/bash
-# Runs inside the guest (boot.sh --init): the tests named in WASMFW_TESTS
-# (comma-separated t_<name>.sh), each in its own bash, printing
-# "ok <name>", "FAILED <name>" or "skipped <name>" and appending the same to
-# $WASMFW_SCRATCH/results.txt. Exit status: 1 if any test failed.
-set -uo pipefail
-here=$WASMFW_REPO/kmod/tests
-: "${WASMFW_KO:?}" "${WASMFW_TESTS:?}"
+# The guest test runner (boot.sh --init, from run.sh): for each test named
+# in WASMFW_TESTS (comma-separated, kmod/tests/t_<name>.sh) it sets up what
+# the test declares (lib.sh: wasmfw.ko, the wfa/wfb veth pair, a
+# setup_extra hook), runs its test_<name> under a timeout in its own
+# process, tears everything down afterwards (also after a failure or a
+# timeout) and prints one line "PASS|FAIL|SKIP <name> (<secs>s)[: reason]".
+# $WASMFW_SCRATCH/results.txt gets the same, one line per test:
+# "<PASS|FAIL|SKIP> <name> <secs> [reason]" (run.sh reads it). Exit status:
+# 1 if any test failed.
+# (boot.sh runs a copy of this script: lib.sh comes from the repo.)
+. "$WASMFW_REPO/kmod/tests/lib.sh"
+set +e
+trap - EXIT
+: "${WASMFW_TESTS:?}"
 export WASMFW_KO
 res=$WASMFW_SCRATCH/results.txt
-: > "$res"; : > "$WASMFW_SCRATCH/figures.txt"
+: > "$res"; : > "$FIG"
 if [[ -w /sys/kernel/debug/kmemleak ]]; then
   # Leak suspects from boot are not ours: report only what the tests leave.
   { echo scan > /sys/kernel/debug/kmemleak && echo clear > /sys/kernel/debug/kmemleak; } 2>/dev/null
@@ -18,27 +25,29 @@ failed=0
 IFS=, read -ra tests <<< "$WASMFW_TESTS"
 for t in "${tests[@]}"; do
   echo "=== $t"
+  rm -f "$REASON"
   t0=$(date +%s.%N)
-  WASMFW_TEST=$t timeout -k 5 "${WASMFW_TEST_TIMEOUT:-600}" bash ${WASMFW_TRACE:+-x} "$here/t_$t.sh"
+  # timeout runs the test in a process group of its own (pgid = its pid):
+  # whatever the test leaves running is killed with the group afterwards.
+  to=${WASMFW_TEST_TIMEOUT:-600}
+  # shellcheck disable=SC2016 # $1 is expanded by the inner bash
+  WASMFW_TEST=$t timeout -k 5 "$to" bash ${WASMFW_TRACE:+-x} -c '. "$1/lib.sh"; run_test' _ "$HERE" &
+  pg=$!
+  wait "$pg"
   rc=$?
+  kill -KILL -- -"$pg" 2>/dev/null
   secs=$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")
+  why=$(head -1 "$REASON" 2>/dev/null)
   case $rc in
-    0) line="ok $t" ;;
-    77) line="skipped $t" ;;
-    124) line="FAILED $t"; echo "  [$t] timed out" ;;
-    *) line="FAILED $t"; failed=1 ;;
+    0) st=PASS ;;
+    77) st=SKIP ;;
+    124 | 137) st=FAIL why="timed out after ${to}s" ;;
+    *) st=FAIL; [[ -n $why ]] || why="exit status $rc" ;;
   esac
-  [[ $rc == 124 ]] && failed=1
-  echo "$line (${secs}s)"
-  echo "$line ${secs}" >> "$res"
-  # Leave nothing behind for the next test: namespaces, filters, processes.
-  ip -all netns delete 2>/dev/null
-  if grep -q '^wasmfw ' /proc/modules && [[ -n $("$WASMFW_REPO/target/release/wasmfw" status --json 2>/dev/null | jq -r '.[]?.iface' 2>/dev/null) ]]; then
-    echo "  [$t] filters left loaded: rmmod wasmfw"
-    # An attached xdp-bridge keeps the module (its kfunc) in use.
-    for i in $(ip -o link show | sed -n 's/^[0-9]*: \([^:@]*\).* xdp.*/\1/p'); do ip link set dev "$i" xdp off; done
-    rmmod wasmfw || true
-  fi
+  [[ $st == FAIL ]] && failed=1
+  T=$t teardown
+  echo "$st $t (${secs}s)${why:+: $why}"
+  echo "$st $t $secs${why:+ $why}" >> "$res"
 done
 log=$(dmesg)
 echo "=== the module's kernel log lines (dmesg | grep wasmfw), summarised"

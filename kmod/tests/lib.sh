@@ -1,21 +1,40 @@
 # shellcheck shell=bash
-# Helpers for the guest test scripts (t_*.sh), sourced inside the guest.
+# Helpers for the guest test scripts (t_*.sh) and the guest runner
+# (guest.sh), sourced inside the guest.
 # Environment (from guest.sh): WASMFW_REPO, WASMFW_SCRATCH, WASMFW_GUEST,
 # WASMFW_KO (the wasmfw.ko for this kernel), WASMFW_TEST (the test's name).
+#
+# A test file t_<name>.sh only defines the function test_<name> (its
+# checks) and, before it, what it needs besides the default; guest.sh sets
+# that up before the function runs and tears it down after (also after a
+# failure or a timeout):
+#   TEST_MODULE=fresh  (default) wasmfw.ko freshly inserted; none: not loaded
+#   TEST_NET=pair      (default) the veth pair wfa/va <-> wfb/vb (pair_up); none
+#   TEST_SENDER_ADDRS  more addresses on va (comma-separated: a second source)
+#   TEST_REQUIRES="kmemleak"     require_<word> checks: the test is skipped
+#                                (with their reason) when one fails
+#   setup_extra()      a hook run after that (a second veth pair, an address)
 set -euo pipefail
 
 REPO=${WASMFW_REPO:?run inside the guest (kmod/tests/run.sh)}
+HERE=$REPO/kmod/tests
 W=${WASMFW_BIN:-$REPO/target/release/wasmfw}
 KO=${WASMFW_KO:?}
+# shellcheck disable=SC2034 # TF, FIG, IO: for the tests
 TF=$REPO/target/test-filters
 T=${WASMFW_TEST:-$(basename "$0" .sh)}
 FIG=$WASMFW_SCRATCH/figures.txt
+# The message of the test's fail/skip, for the runner's result line.
+REASON=$WASMFW_SCRATCH/reason.txt
+# Raw ioctls (the module's own answers, without the CLI's checks).
+# shellcheck disable=SC2034
+IO="python3 $HERE/wfioctl.py"
 # The guest's devtmpfs has no /dev/fd (no udev): bash's <(...) needs it.
 [[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd
 
 say() { echo "  [$T] $*"; }
-fail() { echo "  [$T] FAIL: $*"; exit 1; }
-skip() { echo "  [$T] SKIP: $*"; exit 77; }
+fail() { echo "  [$T] FAIL: $*"; echo "$*" > "$REASON"; exit 1; }
+skip() { echo "  [$T] SKIP: $*"; echo "$*" > "$REASON"; exit 77; }
 # figure <name> <value>: a measured number for the summary.
 figure() { echo "$WASMFW_GUEST $T $1 $2" >> "$FIG"; say "figure: $1 = $2"; }
 now() { date +%s.%N; }
@@ -35,18 +54,28 @@ pair_up() {
   pair_down
   ip netns add wfa
   ip netns add wfb
-  ip link add va netns wfa type veth peer name vb netns wfb
-  ip -n wfa addr add 10.0.0.1/24 dev va
-  ip -n wfb addr add 10.0.0.2/24 dev vb
-  ip -n wfa addr add fd00::1/64 dev va nodad
-  ip -n wfb addr add fd00::2/64 dev vb nodad
+  veth_link wfa va 10.0.0.1/24,fd00::1/64 wfb vb 10.0.0.2/24,fd00::2/64
   local ns
   for ns in wfa wfb; do ip -n $ns link set lo up; done
-  ip -n wfa link set va up
-  ip -n wfb link set vb up
   # First contact resolves ARP/ND, so later counts see only the test's packets.
   A ping -c 1 -W 2 10.0.0.2 >/dev/null || fail "no IPv4 connectivity over the fresh veth pair"
   A ping -6 -c 1 -W 2 fd00::2 >/dev/null || fail "no IPv6 connectivity over the fresh veth pair"
+}
+# veth_link <ns> <if> <addrs> <peer ns> <peer if> <peer addrs>: a veth pair
+# between two existing namespaces, both ends up; addrs comma-separated
+# (IPv6 ones without duplicate address detection).
+veth_link() {
+  ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+  link_addrs "$1" "$2" "$3"
+  link_addrs "$4" "$5" "$6"
+  ip -n "$1" link set "$2" up
+  ip -n "$4" link set "$5" up
+}
+link_addrs() { # link_addrs <ns> <if> <addr,addr...>
+  local a
+  for a in ${3//,/ }; do
+    if [[ $a == *:* ]]; then ip -n "$1" addr add "$a" dev "$2" nodad; else ip -n "$1" addr add "$a" dev "$2"; fi
+  done
 }
 
 # wasmfw in the receiver's namespace; stdout+stderr shown indented.
@@ -91,6 +120,8 @@ ping6() { local c=$1; shift; _ping -6 -c "$c" -i 0.2 -W 1 "$@" fd00::2; }
 
 expect_eq() { [[ $1 == "$2" ]] || fail "$3: got $1, want $2"; say "$3 = $1"; }
 expect_ge() { [[ $1 =~ ^[0-9]+$ && $1 -ge $2 ]] || fail "$3: got $1, want >= $2"; say "$3 = $1 (>= $2)"; }
+# check <label> <cmd...>: the command must succeed.
+check() { local label=$1; shift; "$@" || fail "$label"; say "ok: $label"; }
 
 # A TCP listener in wfb that answers "hello" to every connection, in the
 # background; tcp_connect <dst> <port> [src] from wfa prints what it got.
@@ -130,3 +161,54 @@ except Exception as e:
 
 cleanup() { stop_listeners; pair_down; }
 trap cleanup EXIT
+
+# ---- the runner's part (guest.sh): what a test declares, set up and torn down
+
+loaded() { grep -q '^wasmfw ' /proc/modules; }
+# require_kmemleak: a kmemleak that scans (debug kernels; not UML's, which
+# boots with kmemleak=off).
+require_kmemleak() {
+  local k=/sys/kernel/debug/kmemleak
+  [[ -e $k ]] || skip "kmemleak NOT checked: this kernel has no kmemleak (use a --debug kernel)"
+  if ! (echo scan > $k) 2>/dev/null; then
+    skip "kmemleak NOT checked: kmemleak is disabled on this kernel ($(grep -o 'kmemleak=[a-z]*' /proc/cmdline || echo "writes to $k fail"))"
+  fi
+}
+
+# run_test: in the test's own process (under guest.sh's timeout): reads
+# t_$T.sh's declarations, sets them up, runs test_$T.
+run_test() {
+  local f=$HERE/t_$T.sh r
+  [[ -r $f ]] || fail "no test $f"
+  # shellcheck source=/dev/null
+  . "$f"
+  declare -F "test_$T" >/dev/null || fail "t_$T.sh defines no function test_$T"
+  for r in ${TEST_REQUIRES:-}; do "require_$r"; done
+  if loaded; then rmmod wasmfw || fail "setup: rmmod wasmfw (still loaded from before)"; fi
+  case ${TEST_MODULE:-fresh} in
+    fresh) insmod "$KO" || fail "setup: insmod $KO" ;;
+    none) ;;
+    *) fail "TEST_MODULE=$TEST_MODULE: fresh or none" ;;
+  esac
+  case ${TEST_NET:-pair} in
+    pair) pair_up; link_addrs wfa va "${TEST_SENDER_ADDRS:-}" ;;
+    none) ;;
+    *) fail "TEST_NET=$TEST_NET: pair or none" ;;
+  esac
+  if declare -F setup_extra >/dev/null; then setup_extra; fi
+  "test_$T"
+}
+
+# teardown: after each test, whatever it left (guest.sh has killed its
+# processes): every namespace, XDP programs, the module.
+teardown() {
+  ip -all netns delete 2>/dev/null
+  loaded || return 0
+  if [[ -n $("$W" status --json 2>/dev/null | jq -r '.[]?.iface' 2>/dev/null) ]]; then say "filters left loaded"; fi
+  # An attached xdp-bridge keeps the module (its kfunc) in use.
+  local i
+  for i in $(ip -o link show | sed -n 's/^[0-9]*: \([^:@]*\).* xdp.*/\1/p'); do ip link set dev "$i" xdp off; done
+  # A deleted namespace goes away asynchronously, its devices' bridges with it.
+  for i in $(seq 50); do rmmod wasmfw 2>/dev/null && return 0; sleep 0.1; done
+  say "teardown: rmmod wasmfw failed: $(rmmod wasmfw 2>&1)"
+}

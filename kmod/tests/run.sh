@@ -9,8 +9,10 @@
 # Guests (kmod/guest/): uml runs every test; x86 (qemu TCG, slow, but with
 # the eBPF JIT) runs icmp, xdp, the XDP benchmark and a few load/unload/rmmod cycles; a --debug kernel (KASAN, kmemleak,
 # lockdep), when one is already built, runs the stress cycles and the
-# kmemleak check. Prints "ok <guest>:<test>" / "FAILED <guest>:<test>" and
-# ends with "N passed, M failed"; exit status 1 if anything failed.
+# kmemleak check. Writes target/kmod-tests/results.txt, one line per guest
+# test: "<PASS|FAIL|SKIP> <guest>:<test> <secs|-> [reason]" (what `cargo
+# xtask test` reads), prints it and "N passed, M failed, K skipped"; exit
+# status 1 if anything failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -28,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --tests) TESTS=$2; shift ;;
     --cycles) CYCLES=$2; shift ;;
     --no-debug) USE_DEBUG=0 ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
   shift
 done
@@ -36,22 +38,18 @@ done
 
 say() { printf '\n### run.sh: %s\n' "$*" >&2; }
 
-# Why a guest died before running its script: the first telling line of its
-# console (e.g. UML on a host whose XSAVE area it cannot size).
-boot_failure() {
-  grep -a -m1 -E 'ptrace .*failed|not syncing|Kernel panic|failed to|cannot|Unable to' "$1/console.log" 2>/dev/null \
-    | sed 's/^\[ *[0-9.]*\] //' | cut -c1-200
-}
-
 # Does this guest boot on this host? Prints the reason when it does not.
 guest_boots() {
   local scratch=$CACHE/scratch/boot-probe-$1-$repo_key
   rm -rf "$scratch"; mkdir -p "$scratch"
   printf '#!/bin/bash\ntrue\n' > "$scratch/probe.sh"
   if "$G/boot.sh" "$1" --init "$scratch/probe.sh" --timeout 120 --scratch "$scratch" >/dev/null 2>&1; then return 0; fi
-  boot_failure "$scratch" || true
+  cat "$scratch/boot-failure.txt" 2>/dev/null || true
   return 1
 }
+# A failed build leaves no results file, never the last run's.
+RESULTS=$root/target/kmod-tests/results.txt
+rm -f "$RESULTS"
 T0=$SECONDS
 CACHE=${WASMFW_CACHE:-$HOME/.cache/wasmfw}
 
@@ -122,16 +120,18 @@ for a in "${archs[@]}"; do
 done
 
 # ---- run ---------------------------------------------------------------------
-PATTERN='Oops|BUG:|WARNING:|KASAN:|kernel BUG|UBSAN:|Call Trace|general protection|Kernel panic|unreferenced object|suspected memory leak|INFO: task .* blocked|rcu: INFO:|self-detected stall'
-results=() figures=() durations=()
+figures=() durations=()
 outdir=$root/target/kmod-tests
 mkdir -p "$outdir"
+: > "$RESULTS"
+# result <STATUS> <guest>:<test> <secs|-> [reason]
+result() { echo "$1 $2 $3${4:+ $4}" >> "$RESULTS"; }
 for p in "${plan[@]}"; do
   IFS='|' read -r variant tests extra timeout <<< "$p"
   name=${variant/ --debug/-debug}
   say "$name: wasmfw.ko (kmod/build-module.sh $variant)"
   ko=$(nice "$root/kmod/build-module.sh" $variant)
-  [[ -n $ko && -e $ko ]] || { results+=("FAILED $name:build-module"); continue; }
+  [[ -n $ko && -e $ko ]] || { result FAIL "$name:build-module" -; continue; }
   scratch=$CACHE/scratch/kmod-tests-$name-$repo_key
   rm -rf "$scratch"; mkdir -p "$scratch"
   envs=(--env "WASMFW_KO=$ko")
@@ -150,48 +150,43 @@ for p in "${plan[@]}"; do
     echo; [[ $rc == 0 ]] && echo "demo OK ($((SECONDS - T0)) s)" || echo "demo FAILED (boot.sh exit $rc)"
     exit "$rc"
   fi
-  if [[ -s $scratch/results.txt ]]; then
-    while read -r st t secs; do
-      results+=("$st $name:$t (${secs}s)")
-    done < "$scratch/results.txt"
-  fi
+  # The guest runner's lines: "<STATUS> <test> <secs> [reason]".
+  touch "$scratch/results.txt"
+  while read -r st t secs why; do
+    result "$st" "$name:$t" "$secs" "$why"
+  done < "$scratch/results.txt"
   # Tests named but never reported: the guest died or timed out.
-  why=''
-  [[ -s $scratch/results.txt ]] || why=$(boot_failure "$scratch")
+  why=$(cat "$scratch/boot-failure.txt" 2>/dev/null || true)
   IFS=, read -ra want <<< "$tests"
   for t in "${want[@]}"; do
-    grep -q " $t " "$scratch/results.txt" 2>/dev/null || grep -q " $t\$" "$scratch/results.txt" 2>/dev/null \
-      || results+=("FAILED $name:$t (not run: guest exit $rc${why:+: $why})")
+    awk -v t="$t" '$2 == t { found = 1 } END { exit !found }' "$scratch/results.txt" \
+      || result FAIL "$name:$t" - "not run: guest exit $rc${why:+: $why}"
   done
   # boot.sh scans the guest's kernel log (and knows the one UML debug
-  # lockdep message at t=0 to ignore): exit 126 = a problem report.
-  bad=''
-  [[ $rc == 126 ]] && bad=$(cat "$scratch/dmesg.txt" "$scratch/kmemleak.txt" 2>/dev/null | grep -aE "$PATTERN" || echo "boot.sh found a problem report")
+  # lockdep message at t=0 to ignore) into kernel-problems.txt.
+  bad=$(cat "$scratch/kernel-problems.txt" 2>/dev/null || true)
   [[ -s $scratch/dmesg.txt ]] || bad="no kernel log (guest exit $rc)"
-  if [[ -z $bad && $rc != 124 && $rc != 125 ]]; then
-    results+=("ok $name:kernel-log-clean")
+  if [[ -z $bad && $rc != 124 && $rc != 125 && $rc != 126 ]]; then
+    result PASS "$name:kernel-log-clean" -
   else
-    results+=("FAILED $name:kernel-log-clean (boot.sh exit $rc)")
+    result FAIL "$name:kernel-log-clean" - "boot.sh exit $rc: $(head -1 <<< "${bad:-no problem line}")"
     printf '%s\n' "$bad" | head -20 | sed 's/^/    /'
   fi
   [[ -s $scratch/figures.txt ]] && while read -r line; do figures+=("$line"); done < "$scratch/figures.txt"
-  cp "$scratch"/{results.txt,figures.txt,dmesg.txt,kmemleak.txt} "$outdir/" 2>/dev/null || true
-  for f in results.txt figures.txt dmesg.txt; do [[ -e $scratch/$f ]] && cp "$scratch/$f" "$outdir/$name-$f"; done
+  cp "$scratch"/{figures.txt,dmesg.txt,kmemleak.txt} "$outdir/" 2>/dev/null || true
+  for f in results.txt figures.txt dmesg.txt kernel-problems.txt; do [[ -e $scratch/$f ]] && cp "$scratch/$f" "$outdir/$name-$f"; done
 done
 
 # ---- summary -------------------------------------------------------------------
 echo
-echo "=== kmod tests: results"
-pass=0 fail=0
-for r in "${results[@]}"; do
-  echo "$r"
-  case $r in ok*) pass=$((pass + 1)) ;; FAILED*) fail=$((fail + 1)) ;; esac
-done
+echo "=== kmod tests: results ($RESULTS)"
+cat "$RESULTS"
 if [[ ${#figures[@]} -gt 0 ]]; then
   echo "=== measured (guest test figure value)"
   printf '%s\n' "${figures[@]}" | awk '{k=$1" "$2" "$3; v=$0; sub(/^[^ ]+ [^ ]+ [^ ]+ /,"",v); if (!(k in seen)) {order[++n]=k}; seen[k]=v} END {for (i=1;i<=n;i++) print "  " order[i] ": " seen[order[i]]}'
 fi
 echo "=== durations"
 printf '  %s\n' "${durations[@]}" "total: $((SECONDS - T0)) s"
-echo "$pass passed, $fail failed"
+pass=$(grep -c '^PASS ' "$RESULTS" || true) fail=$(grep -c '^FAIL ' "$RESULTS" || true) skip=$(grep -c '^SKIP ' "$RESULTS" || true)
+echo "$pass passed, $fail failed, $skip skipped"
 [[ $fail == 0 ]]

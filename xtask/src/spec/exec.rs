@@ -81,7 +81,10 @@ pub(super) fn run_kernel(files: &[SpecFile], guest: &str) -> Result<Vec<Vec<Opti
             log.display()
         );
         if status.code() == Some(126) {
-            bail!("the kernel log of the spec run has an oops/BUG/WARNING (see {})", log.display());
+            // boot.sh's findings (the one kernel-problem regex is there).
+            let problems = std::fs::read_to_string(scratch.join("kernel-problems.txt")).unwrap_or_default();
+            let first: Vec<&str> = problems.lines().take(5).collect();
+            bail!("the kernel log of the spec run has problem reports (see {}):\n{}", log.display(), first.join("\n"));
         }
     }
     resp
