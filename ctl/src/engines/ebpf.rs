@@ -23,9 +23,12 @@ use crate::records::{self, now, Entry};
 /// The eBPF-twin engine.
 pub struct Ebpf;
 
+/// `--engine`'s value, and `engine` in its records.
+const NAME: &str = "ebpf";
+
 impl Backend for Ebpf {
     fn name(&self) -> &'static str {
-        "ebpf"
+        NAME
     }
 
     fn about(&self) -> &'static str {
@@ -37,7 +40,7 @@ impl Backend for Ebpf {
     }
 
     fn make_room(&self, ns: u64, iface: &str) -> Result<()> {
-        if let Some(mut e) = records::read(ns, iface) {
+        if let Some(mut e) = record(ns, iface) {
             check_ebpf(&mut e);
             if e.attached {
                 bail!("an eBPF filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
@@ -48,7 +51,7 @@ impl Backend for Ebpf {
     }
 
     fn detach(&self, ns: u64, iface: &str) -> Result<Option<Detached>> {
-        let Some(mut e) = records::read(ns, iface) else { return Ok(None) };
+        let Some(mut e) = record(ns, iface) else { return Ok(None) };
         check_privileges("unloading an eBPF program")?;
         check_ebpf(&mut e);
         let (was_attached, text) = if e.attached {
@@ -67,7 +70,7 @@ impl Backend for Ebpf {
     fn list(&self, only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for mut e in records::all() {
-            if only.is_some_and(|(n, i)| n != e.netns_ino || i != e.iface) {
+            if e.engine != NAME || only.is_some_and(|(n, i)| n != e.netns_ino || i != e.iface) {
                 continue;
             }
             check_ebpf(&mut e);
@@ -90,7 +93,7 @@ impl Backend for Ebpf {
     }
 
     fn find(&self, ns: u64, iface: &str) -> Result<Option<Box<dyn Attachment>>> {
-        let Some(mut e) = records::read(ns, iface) else { return Ok(None) };
+        let Some(mut e) = record(ns, iface) else { return Ok(None) };
         check_ebpf(&mut e);
         Ok(match (e.attached, e.prog_id) {
             (true, Some(prog_id)) => Some(Box::new(Attached { prog_id, filter: e.filter })),
@@ -103,6 +106,11 @@ impl Backend for Ebpf {
         let mut logger = wasmfw_ebpf::program_logger(e.prog_id?).ok()?;
         Some(Box::new(move || logger.flush()))
     }
+}
+
+/// This engine's record of (`ns`, `iface`), if there is one.
+fn record(ns: u64, iface: &str) -> Option<Entry> {
+    records::read(ns, iface).filter(|e| e.engine == NAME)
 }
 
 /// Checks an eBPF record against the kernel: is its program still the one
@@ -189,7 +197,7 @@ impl Prepared for Target {
         let mode = req.mode;
         // The program this load replaces (--replace), if one is attached.
         let mut old: Option<u32> = None;
-        if let Some(mut e) = records::read(ns, &iface) {
+        if let Some(mut e) = record(ns, &iface) {
             check_ebpf(&mut e);
             if e.attached && !req.replace {
                 bail!(
@@ -241,7 +249,7 @@ impl Prepared for Target {
             netns: String::new(),
             netns_ino: ns,
             iface: iface.clone(),
-            engine: "ebpf".into(),
+            engine: NAME.into(),
             hook: "xdp".into(),
             mode: mode_name(mode).into(),
             filter: twin.name().into(),

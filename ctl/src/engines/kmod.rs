@@ -24,9 +24,12 @@ use crate::replay::Packet;
 /// The kernel-module engine.
 pub struct Kmod;
 
+/// `--engine`'s value, and `engine` in `status`.
+const NAME: &str = "wasm";
+
 impl Backend for Kmod {
     fn name(&self) -> &'static str {
-        "wasm"
+        NAME
     }
 
     fn about(&self) -> &'static str {
@@ -47,7 +50,7 @@ impl Backend for Kmod {
 
     fn detach(&self, ns: u64, iface: &str) -> Result<Option<Detached>> {
         let done = |filter: String, was_attached: bool, text: String| {
-            Ok(Some(Detached { filter, engine: "wasm".into(), was_attached, text }))
+            Ok(Some(Detached { filter, engine: NAME.into(), was_attached, text }))
         };
         if let Some(info) = kmod_attached(ns, iface)? {
             // XDP: drop the bridge program first, so no packet reaches the
@@ -87,7 +90,7 @@ impl Backend for Kmod {
                 netns: netns::display(ns),
                 netns_ino: ns,
                 iface: info.ifname(),
-                engine: "wasm".into(),
+                engine: NAME.into(),
                 hook: if xdp { "xdp" } else { "netfilter" }.into(),
                 mode: String::new(),
                 filter: info.name(),
@@ -275,7 +278,7 @@ impl Prepared for Target {
             }
         }
         let filter_mode = if audit { Mode::Audit } else { Mode::Enforce };
-        let mut value = serde_json::json!({"attached": {"netns": netns::display(ns), "netns_ino": ns, "iface": iface, "engine": "wasm",
+        let mut value = serde_json::json!({"attached": {"netns": netns::display(ns), "netns_ino": ns, "iface": iface, "engine": NAME,
             "hook": hook.as_str(), "filter": policy.filter, "filter_id": id, "fuel": policy.fuel,
             "on_fault": policy.on_fault.as_str(), "filter_mode": filter_mode.as_str(), "load_stack_bytes": stack}});
         if req.keep_maps {
