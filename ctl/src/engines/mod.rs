@@ -102,3 +102,19 @@ pub fn detach(iface: &str) -> Result<Detached> {
     }
     Err(nothing_on(iface))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_have_distinct_names_and_the_module_is_the_default() {
+        let names: Vec<&str> = ENGINES.iter().map(|e| e.name()).collect();
+        assert_eq!(names, ["wasm", "ebpf"]);
+        assert_eq!(DEFAULT.name(), "wasm");
+        assert!(ENGINES.iter().all(|e| by_name(e.name()) == Some(*e)));
+        assert!(ENGINES.iter().all(|e| e.others().len() == ENGINES.len() - 1));
+        // status lists the eBPF twins' attachments before the module's.
+        assert_eq!(lookup_order().map(|e| e.name()).collect::<Vec<_>>(), ["ebpf", "wasm"]);
+    }
+}
