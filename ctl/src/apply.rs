@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use wasmfw_policy::Policy;
 
-use crate::manage;
-use crate::netns;
-use crate::{Engine, LoadArgs, XdpMode};
+use crate::args::{LoadArgs, XdpMode};
+use crate::engines::Engine;
+use crate::{engines, manage, netns};
 
 #[derive(Serialize, Debug, PartialEq)]
 #[serde(rename_all = "lowercase")]
@@ -33,13 +33,6 @@ struct Change {
     /// What ran there before (replace, unload).
     #[serde(skip_serializing_if = "Option::is_none")]
     was: Option<String>,
-}
-
-fn engine_name(e: Engine) -> &'static str {
-    match e {
-        Engine::Wasm => "wasm",
-        Engine::Ebpf => "ebpf",
-    }
 }
 
 /// The policies of `dir`, by interface.
@@ -70,16 +63,14 @@ fn desired(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
 pub fn run(dir: &Path, engine: Engine, mode: XdpMode, dry_run: bool, json: bool) -> Result<()> {
     let want = desired(dir)?;
     let ns = netns::current()?;
-    let have: BTreeMap<String, (Option<String>, String)> = crate::attachments::entries_in(ns)?
-        .into_iter()
-        .map(|e| (e.iface.clone(), (e.policy.clone(), e.engine.clone())))
-        .collect();
+    let have: BTreeMap<String, (Option<String>, String)> =
+        engines::entries_in(ns)?.into_iter().map(|e| (e.iface.clone(), (e.policy.clone(), e.engine.clone()))).collect();
     let mut changes = Vec::new();
     for (iface, policy) in &want {
         let p = Some(policy.display().to_string());
         let c = match have.get(iface) {
             None => Change { action: Action::Load, iface: iface.clone(), policy: p, was: None },
-            Some((cur, eng)) if *cur == p && eng == engine_name(engine) => {
+            Some((cur, eng)) if *cur == p && eng == engine.name() => {
                 Change { action: Action::Unchanged, iface: iface.clone(), policy: p, was: None }
             }
             Some((cur, eng)) => Change {
@@ -153,11 +144,8 @@ fn apply(changes: &[Change], engine: Engine, mode: XdpMode) -> Result<()> {
             Action::Unload => manage::unload(&c.iface, false)?,
             // Both engines swap atomically; a change of engine detaches first.
             Action::Replace => {
-                let same = match engine {
-                    Engine::Wasm => "(wasm)",
-                    Engine::Ebpf => "(ebpf)",
-                };
-                let swap = c.was.as_deref().is_some_and(|w| w.ends_with(same));
+                let same = format!("({})", engine.name());
+                let swap = c.was.as_deref().is_some_and(|w| w.ends_with(&same));
                 if !swap {
                     manage::unload(&c.iface, false)?;
                 }

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,44 +16,10 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 use serde_json::json;
 
-use crate::attachments::{attached_here, kmod_attached, Attached};
-use crate::kmod::{self, Device};
-use crate::netns;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum VerdictArg {
-    Drop,
-    Pass,
-    /// The filter trapped or ran out of fuel (its on_fault verdict applied);
-    /// Wasm engine only: the eBPF twins cannot fault.
-    Fault,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct CaptureArgs {
-    /// Interface whose attached filter to watch (this network namespace).
-    #[arg(long)]
-    pub iface: String,
-    /// Verdicts to record (repeat or comma-separate for several).
-    #[arg(long, value_enum, value_delimiter = ',', required = true)]
-    pub verdict: Vec<VerdictArg>,
-    /// The pcapng file to write.
-    #[arg(short = 'w', long = "write", value_name = "FILE")]
-    pub write: PathBuf,
-    /// Stop after this many packets.
-    #[arg(short = 'c', long)]
-    pub count: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long, value_name = "S")]
-    pub duration: Option<f64>,
-    /// Bytes kept of each packet (at most 2048).
-    #[arg(long, default_value_t = kmod::CAPTURE_SNAPLEN)]
-    pub snaplen: u32,
-}
-
-/// How often the kernel engine's ring is read; the eBPF perf buffers are
-/// waited on with this timeout.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
+use crate::args::{CaptureArgs, VerdictArg};
+use crate::backend::{CaptureSource, Captured as Rec};
+use crate::kmod;
+use crate::{engines, netns};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -73,22 +39,6 @@ fn catch_signals() {
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
-}
-
-/// One captured packet, whichever engine recorded it.
-struct Rec {
-    ts_mono_ns: u64,
-    cpu: u32,
-    /// One CAPTURE_* bit.
-    verdict: u32,
-    /// The filter's id (the kernel engine's) or program id (eBPF).
-    filter: u32,
-    /// 1 Ethernet, 2 raw IP.
-    link: u32,
-    /// Audit mode passed this drop (kernel engine).
-    audit: bool,
-    orig_len: u32,
-    data: Vec<u8>,
 }
 
 fn verdict_name(bit: u32) -> &'static str {
@@ -169,61 +119,6 @@ impl Out {
     }
 }
 
-/// Where records come from.
-enum Source {
-    Wasm { dev: Device, id: u32 },
-    Ebpf { cap: wasmfw_ebpf::capture::Capture, prog_id: u32 },
-}
-
-impl Source {
-    /// New records into `out`; returns the records lost so far.
-    fn poll(&mut self, out: &mut Vec<Rec>) -> Result<u64> {
-        match self {
-            Source::Wasm { dev, id } => {
-                let (recs, lost) = dev.capture_read(*id)?;
-                if recs.is_empty() {
-                    std::thread::sleep(POLL_INTERVAL);
-                }
-                out.extend(recs.into_iter().map(|r| Rec {
-                    ts_mono_ns: r.ts_ns,
-                    cpu: r.cpu,
-                    verdict: r.verdict,
-                    filter: r.id,
-                    link: r.link,
-                    audit: r.audit,
-                    orig_len: r.orig_len,
-                    data: r.data,
-                }));
-                Ok(lost)
-            }
-            Source::Ebpf { cap, prog_id } => {
-                let mut recs = Vec::new();
-                cap.poll(POLL_INTERVAL, &mut recs)?;
-                out.extend(recs.into_iter().map(|r| Rec {
-                    ts_mono_ns: r.ts_ns,
-                    cpu: r.cpu,
-                    verdict: r.verdict,
-                    filter: *prog_id,
-                    link: 1,
-                    audit: false,
-                    orig_len: r.orig_len,
-                    data: r.data,
-                }));
-                Ok(cap.lost)
-            }
-        }
-    }
-
-    /// Disarms the capture (the kernel engine's also ends when the device
-    /// is closed, the eBPF twin's when the capture is dropped).
-    fn stop(&mut self) -> Result<()> {
-        match self {
-            Source::Wasm { dev, id } => dev.capture_stop(*id),
-            Source::Ebpf { cap, .. } => cap.stop(),
-        }
-    }
-}
-
 pub fn run(args: &CaptureArgs, json: bool) -> Result<()> {
     crate::access::check_privileges("capturing a filter's packets")?;
     if args.snaplen == 0 || args.snaplen > kmod::CAPTURE_SNAPLEN {
@@ -236,22 +131,11 @@ pub fn run(args: &CaptureArgs, json: bool) -> Result<()> {
             VerdictArg::Fault => kmod::CAPTURE_FAULT,
         }
     });
-    let ns = netns::current()?;
-    let (mut source, engine, name) = match attached_here(ns, &args.iface)? {
-        Attached::Wasm(id) => {
-            let name = kmod_attached(ns, &args.iface)?.map(|i| i.name()).unwrap_or_default();
-            let dev = Device::open()?;
-            dev.capture_start(id, verdicts, args.snaplen)?;
-            (Source::Wasm { dev, id }, "wasm", name)
-        }
-        Attached::Ebpf(prog_id) => {
-            let name = crate::records::read(ns, &args.iface).map(|e| e.filter).unwrap_or_default();
-            let cap = wasmfw_ebpf::capture::Capture::start(prog_id, verdicts, args.snaplen)?;
-            (Source::Ebpf { cap, prog_id }, "ebpf", name)
-        }
-    };
+    let (engine, filter) = engines::attached(netns::current()?, &args.iface)?;
+    let mut source = filter.capture(verdicts, args.snaplen)?;
+    let (engine, name) = (engine.name(), filter.filter().to_string());
     catch_signals();
-    let result = capture_loop(&mut source, args, name);
+    let result = capture_loop(source.as_mut(), args, name);
     let stopped = source.stop();
     let (written, lost) = result?;
     stopped?;
@@ -266,7 +150,7 @@ pub fn run(args: &CaptureArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn capture_loop(source: &mut Source, args: &CaptureArgs, name: String) -> Result<(u64, u64)> {
+fn capture_loop(source: &mut dyn CaptureSource, args: &CaptureArgs, name: String) -> Result<(u64, u64)> {
     let mut out = Out::create(&args.write, &args.iface, args.snaplen, name)?;
     out.flush()?;
     // On stderr in JSON mode too: scripts wait for it to know the capture is armed.

@@ -1,11 +1,25 @@
 //! `wasmfw`: check, replay, load and inspect Wasm packet filters.
+//!
+//! Modules, each importing only from the ones below it (no cycles):
+//!
+//! ```text
+//! main ─> args (the clap types) ─> engines (for --engine's values)
+//!  └─> commands: apply ─> manage, status, maps, log, capture, check, replay
+//!       └─> args, backend (the Backend trait and its types), engines
+//! engines (ENGINES, lookups) ─> engines/{kmod, ebpf} ─> engines/xdp, backend
+//! leaves, used by all above: kmod (the /dev/wasmfw client), records,
+//!   netns, access, list_maps, wasm, replay (captures)
+//! ```
 
 mod access;
 mod apply;
-mod attachments;
+mod args;
+mod backend;
 mod capture;
 mod check;
+mod engines;
 mod kmod;
+mod list_maps;
 mod log;
 mod manage;
 mod maps;
@@ -15,183 +29,10 @@ mod replay;
 mod status;
 mod wasm;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-
-#[derive(Parser)]
-#[command(name = "wasmfw", version, about = "WebAssembly packet filters for the Linux kernel")]
-struct Cli {
-    /// Run in this network namespace (an `ip netns` name or a path such as
-    /// /proc/PID/ns/net), like `ip -n`; default: wasmfw's own.
-    #[arg(long, global = true, value_name = "NAME")]
-    netns: Option<String>,
-    /// JSON output, errors included (`{"error": "..."}` on stdout), like
-    /// `bpftool -j`; streams (replay, test-run, poll) print one object a line.
-    #[arg(long, short = 'j', global = true)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-/// Which engine runs the filter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Engine {
-    /// The Wasm filter inside the wasmfw kernel module.
-    Wasm,
-    /// The filter's eBPF twin from compare-ebpf/ (any modern kernel).
-    Ebpf,
-}
-
-/// XDP attach mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum XdpMode {
-    /// Generic XDP (after the skb is built); works on every interface.
-    Skb,
-    /// Driver XDP.
-    Native,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum HookArg {
-    Xdp,
-    Netfilter,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct LoadArgs {
-    /// A policy (.toml) or a filter (.wasm, default parameters).
-    pub target: PathBuf,
-    /// Interface to attach to (overrides the policy's `iface`).
-    #[arg(long)]
-    pub iface: Option<String>,
-    /// Engine that runs the filter.
-    #[arg(long, value_enum, default_value_t = Engine::Wasm)]
-    pub engine: Engine,
-    /// Hook (overrides the policy's `hook`).
-    #[arg(long, value_enum)]
-    pub hook: Option<HookArg>,
-    /// XDP attach mode.
-    #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
-    pub mode: XdpMode,
-    /// Atomically replace a filter already attached on the interface (the
-    /// interface is never without a filter).
-    #[arg(long)]
-    pub replace: bool,
-    /// Audit mode (overrides the policy's `mode`): every packet passes, the
-    /// drops the filter would make are counted (`audit_would_drop`).
-    #[arg(long)]
-    pub audit: bool,
-    /// With --replace: carry the entries of the old filter's state maps (same
-    /// name, kind and sizes, e.g. token buckets) over to the new filter.
-    #[arg(long, requires = "replace")]
-    pub keep_maps: bool,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Validate a filter or policy: module, ABI version, imports, limits, parameters.
-    Check {
-        /// A policy (.toml) or a filter (.wasm).
-        target: PathBuf,
-    },
-    /// Run every packet of a pcap/pcapng file through the filter in userspace.
-    Replay {
-        /// A policy (.toml) or a filter (.wasm).
-        target: PathBuf,
-        /// Capture to replay (pcap or pcapng; Ethernet or raw IP).
-        #[arg(long)]
-        pcap: PathBuf,
-    },
-    /// Run a filter in the kernel on every packet of a capture, N times each
-    /// (like BPF_PROG_TEST_RUN): verdicts and ns per run.
-    TestRun {
-        /// A policy (.toml) or a filter (.wasm).
-        target: PathBuf,
-        #[arg(long)]
-        pcap: PathBuf,
-        /// Runs per packet.
-        #[arg(long, default_value_t = 1)]
-        repeat: u32,
-        /// `xdp`: through the xdp-bridge program with BPF_PROG_TEST_RUN (the
-        /// filter is attached at XDP on `lo` meanwhile); default: the
-        /// module's own test-run ioctl.
-        #[arg(long, value_enum)]
-        hook: Option<HookArg>,
-    },
-    /// Load a filter and attach it to an interface of this network namespace;
-    /// it stays attached after wasmfw exits, however wasmfw was started.
-    Load(LoadArgs),
-    /// Detach and unload the filter on an interface of this network namespace.
-    Unload {
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
-        iface: Option<String>,
-        /// Every attachment of this network namespace (like `xdp-filter unload --all`).
-        #[arg(long)]
-        all: bool,
-    },
-    /// List attached filters of every network namespace, each checked against
-    /// the kernel (GONE: no longer attached, with the reason; one in a deleted
-    /// namespace is reported once, then forgotten).
-    Status,
-    /// Show counters of attached filters.
-    Stats {
-        #[arg(long)]
-        iface: Option<String>,
-    },
-    /// Make the filters attached in this network namespace equal to the
-    /// policies (*.toml, each naming its interfaces) in a directory.
-    Apply {
-        dir: PathBuf,
-        /// Engine for every policy.
-        #[arg(long, value_enum, default_value_t = Engine::Wasm)]
-        engine: Engine,
-        /// XDP attach mode.
-        #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
-        mode: XdpMode,
-        /// Print what would change, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Print shell completions (bash, zsh, fish, elvish, powershell).
-    Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff), e.g. `wasmfw manpage | man -l -`.
-    Manpage,
-    /// Read and change the maps of the filter attached on an interface.
-    #[command(subcommand)]
-    Map(maps::MapCmd),
-    /// Record the packets the attached filter gives some verdicts into a
-    /// pcapng file (verdict and filter in each packet's comment), until
-    /// -c packets, --duration seconds or Ctrl-C.
-    Capture(capture::CaptureArgs),
-    /// Print the `log` lines of the filter on an interface, oldest first:
-    /// `TIME CPU LEVEL FILTER message` (TIME: CLOCK_MONOTONIC seconds, as
-    /// in dmesg), and how many were lost to a full ring.
-    Log {
-        #[arg(long)]
-        iface: String,
-        /// Keep printing new lines until interrupted.
-        #[arg(long, short = 'f')]
-        follow: bool,
-    },
-    /// Print the module interface this wasmfw was built with (structs,
-    /// offsets, constants, ioctl numbers) as JSON: for tools that speak the
-    /// ioctls directly, like the guest tests' wfioctl.py.
-    #[command(hide = true)]
-    UapiLayout,
-    /// Print per-second counter rates until interrupted (or --count times).
-    Poll {
-        #[arg(long)]
-        iface: Option<String>,
-        /// Seconds between samples.
-        #[arg(long, default_value_t = 1)]
-        interval: u64,
-        /// Stop after this many samples.
-        #[arg(long)]
-        count: Option<u64>,
-    },
-}
+use args::{Cli, Cmd, HookArg};
+use clap::Parser;
 
 fn main() -> ExitCode {
     // Whether errors are JSON is known before parsing, so that a command

@@ -6,86 +6,12 @@
 //! keys (`443`, `10.0.0.0/8`, `ads.example.com`, see [`typed`]). The next
 //! packet sees a change.
 
-mod typed;
-
-/// A list parameter's map or its `<map>_lens` mask (docs/filter-abi.md,
-/// "List maps"): configuration from the policy, never state to carry over.
-pub fn is_list_map(name: &str, key_size: usize) -> bool {
-    typed::form_of(name, key_size).is_some() || name.strip_suffix("_lens").is_some_and(typed::is_list_name)
-}
-
 use anyhow::{anyhow, bail, Result};
-use serde::Serialize;
 
-use crate::kmod::{self, Device};
-use crate::netns;
-
-/// What `map` does.
-#[derive(clap::Subcommand, Debug)]
-pub enum MapCmd {
-    /// The filter's maps: name, kind, key and value sizes, capacity.
-    List {
-        #[arg(long)]
-        iface: String,
-    },
-    /// Every entry of a map (per-CPU maps: one value per CPU).
-    Dump {
-        #[arg(long)]
-        iface: String,
-        name: String,
-    },
-    /// One key's value.
-    Get {
-        #[arg(long)]
-        iface: String,
-        name: String,
-        /// Hex bytes, the map's key size; for list maps also a port,
-        /// CIDR prefix or domain name (tried first; `0x` forces hex).
-        key: String,
-    },
-    /// Sets a key (created if missing; per-CPU maps: on every CPU).
-    Set {
-        #[arg(long)]
-        iface: String,
-        name: String,
-        key: String,
-        /// Hex bytes, the map's value size; list maps default to `01`.
-        value: Option<String>,
-    },
-    /// Deletes a key.
-    Del {
-        #[arg(long)]
-        iface: String,
-        name: String,
-        key: String,
-    },
-}
-
-#[derive(Serialize)]
-struct MapDesc {
-    name: String,
-    kind: String,
-    key_size: usize,
-    value_size: usize,
-    max_entries: u32,
-}
-
-#[derive(Serialize)]
-struct Entry {
-    key: String,
-    /// The key in its typed form (`443`, `10.0.0.0/8`), for list maps.
-    #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
-    typed: Option<String>,
-    /// One value, or one per CPU for per-CPU maps.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    values: Option<Vec<String>>,
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::args::MapCmd;
+use crate::backend::{hex, MapDesc, MapEntry as Entry, Maps};
+use crate::list_maps as typed;
+use crate::{engines, netns};
 
 /// Parses hex bytes (`0a000001`, `0x0a000001`, `0a:00:00:01`, `0a 00 00 01`).
 pub fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>> {
@@ -96,63 +22,18 @@ pub fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>> {
     Ok((0..t.len()).step_by(2).map(|i| u8::from_str_radix(&t[i..i + 2], 16).expect("checked hex")).collect())
 }
 
-fn entry(key: &[u8], vals: Vec<Vec<u8>>, percpu: bool) -> Entry {
-    if percpu {
-        Entry { key: hex(key), typed: None, value: None, values: Some(vals.iter().map(|v| hex(v)).collect()) }
-    } else {
-        Entry { key: hex(key), typed: None, value: vals.first().map(|v| hex(v)), values: None }
-    }
-}
-
-/// The attached filter's maps, through whichever engine runs it.
-enum Target {
-    Wasm { dev: Device, id: u32, maps: Vec<kmod::MapInfo> },
-    Ebpf { maps: Vec<wasmfw_ebpf::rawmap::RawMap> },
-}
+/// The attached filter's maps, through whichever engine runs it; names,
+/// key and value sizes are checked here, for every engine.
+struct Target(Box<dyn Maps>);
 
 impl Target {
     fn find(iface: &str) -> Result<Target> {
-        let ns = netns::current()?;
-        match crate::attachments::attached_here(ns, iface)? {
-            crate::attachments::Attached::Wasm(id) => {
-                let dev = Device::open()?;
-                let maps = dev.maps(id)?;
-                Ok(Target::Wasm { dev, id, maps })
-            }
-            crate::attachments::Attached::Ebpf(prog_id) => {
-                Ok(Target::Ebpf { maps: wasmfw_ebpf::rawmap::maps_of_prog(prog_id)? })
-            }
-        }
+        let (_, filter) = engines::attached(netns::current()?, iface)?;
+        Ok(Target(filter.maps()?))
     }
 
     fn list(&self) -> Vec<MapDesc> {
-        match self {
-            Target::Wasm { maps, .. } => maps
-                .iter()
-                .map(|m| MapDesc {
-                    name: m.name(),
-                    kind: match m.kind {
-                        kmod::MAP_HASH => "hash",
-                        kmod::MAP_PERCPU_ARRAY => "percpu_array",
-                        _ => "unknown",
-                    }
-                    .into(),
-                    key_size: m.key_size as usize,
-                    value_size: m.value_size as usize,
-                    max_entries: m.max_entries,
-                })
-                .collect(),
-            Target::Ebpf { maps } => maps
-                .iter()
-                .map(|m| MapDesc {
-                    name: m.name.clone(),
-                    kind: m.kind.clone(),
-                    key_size: m.key_size,
-                    value_size: m.value_size,
-                    max_entries: m.max_entries,
-                })
-                .collect(),
-        }
+        self.0.list()
     }
 
     fn desc(&self, name: &str) -> Result<MapDesc> {
@@ -166,87 +47,36 @@ impl Target {
         })
     }
 
+    /// `name`'s description, with `key` checked against its key size.
+    fn keyed(&self, name: &str, key: &[u8]) -> Result<MapDesc> {
+        let d = self.desc(name)?;
+        if key.len() != d.key_size {
+            bail!("map {name}: the key is {} bytes, {} given", d.key_size, key.len());
+        }
+        Ok(d)
+    }
+
     fn dump(&self, name: &str) -> Result<Vec<Entry>> {
         self.desc(name)?;
-        match self {
-            Target::Wasm { dev, id, maps } => {
-                let m = maps.iter().find(|m| m.name() == name).expect("desc found it");
-                let recs = dev.map_dump(*id, m)?;
-                if m.kind == kmod::MAP_PERCPU_ARRAY {
-                    // Records come per (cpu, index): gather each index's CPUs.
-                    let mut by_key: std::collections::BTreeMap<Vec<u8>, Vec<(u32, Vec<u8>)>> = Default::default();
-                    for (cpu, k, v) in recs {
-                        by_key.entry(k).or_default().push((cpu, v));
-                    }
-                    Ok(by_key
-                        .into_iter()
-                        .map(|(k, mut vs)| {
-                            vs.sort_by_key(|(c, _)| *c);
-                            entry(&k, vs.into_iter().map(|(_, v)| v).collect(), true)
-                        })
-                        .collect())
-                } else {
-                    Ok(recs.into_iter().map(|(_, k, v)| entry(&k, vec![v], false)).collect())
-                }
-            }
-            Target::Ebpf { maps } => {
-                let m = maps.iter().find(|m| m.name == name).expect("desc found it");
-                let mut out = Vec::new();
-                for k in m.keys()? {
-                    if let Some(v) = m.lookup(&k)? {
-                        out.push(entry(&k, v, m.cpus > 1));
-                    }
-                }
-                Ok(out)
-            }
-        }
+        self.0.dump(name)
     }
 
     fn get(&self, name: &str, key: &[u8]) -> Result<Option<Entry>> {
-        let d = self.desc(name)?;
-        if key.len() != d.key_size {
-            bail!("map {name}: the key is {} bytes, {} given", d.key_size, key.len());
-        }
-        match self {
-            Target::Ebpf { maps } => {
-                let m = maps.iter().find(|m| m.name == name).expect("desc found it");
-                Ok(m.lookup(key)?.map(|v| entry(key, v, m.cpus > 1)))
-            }
-            // The module has no lookup ioctl: find the key in a dump.
-            Target::Wasm { .. } => Ok(self.dump(name)?.into_iter().find(|e| e.key == hex(key))),
-        }
+        self.keyed(name, key)?;
+        self.0.get(name, key)
     }
 
     fn set(&self, name: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        let d = self.desc(name)?;
-        if key.len() != d.key_size {
-            bail!("map {name}: the key is {} bytes, {} given", d.key_size, key.len());
-        }
+        let d = self.keyed(name, key)?;
         if value.len() != d.value_size {
             bail!("map {name}: the value is {} bytes, {} given", d.value_size, value.len());
         }
-        match self {
-            Target::Ebpf { maps } => maps.iter().find(|m| m.name == name).expect("desc found it").update(key, value),
-            Target::Wasm { dev, id, .. } => match dev.map_op(*id, name, key, Some(value))? {
-                0 => Ok(()),
-                r => bail!("map {name}: the module refused the update ({})", abi_error(r)),
-            },
-        }
+        self.0.set(name, key, value)
     }
 
     fn del(&self, name: &str, key: &[u8]) -> Result<bool> {
-        let d = self.desc(name)?;
-        if key.len() != d.key_size {
-            bail!("map {name}: the key is {} bytes, {} given", d.key_size, key.len());
-        }
-        match self {
-            Target::Ebpf { maps } => maps.iter().find(|m| m.name == name).expect("desc found it").delete(key),
-            Target::Wasm { dev, id, .. } => match dev.map_op(*id, name, key, None)? {
-                1 => Ok(true),
-                0 => Ok(false),
-                r => bail!("map {name}: the module refused the delete ({})", abi_error(r)),
-            },
-        }
+        self.keyed(name, key)?;
+        self.0.del(name, key)
     }
 }
 
@@ -301,16 +131,6 @@ impl Target {
         let keys: Vec<Vec<u8>> = self.dump(name)?.iter().map(|e| parse_hex(&e.key, "key")).collect::<Result<_>>()?;
         let Some(mask) = typed::lens_mask(form, keys.iter().map(Vec::as_slice)) else { return Ok(()) };
         self.set(&lens, &0u32.to_le_bytes(), &mask)
-    }
-}
-
-/// The filter ABI's map error codes (docs/filter-abi.md).
-fn abi_error(code: i32) -> String {
-    match code {
-        wasmfw_engine::abi::E_FULL => "map full".into(),
-        wasmfw_engine::abi::E_NOENT => "no such key or map".into(),
-        wasmfw_engine::abi::E_INVAL => "invalid key or value".into(),
-        c => format!("ABI error {c}"),
     }
 }
 
@@ -405,23 +225,5 @@ mod erased {
         fn to_json(&self) -> anyhow::Result<String> {
             Ok(serde_json::to_string_pretty(self)?)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_list_map;
-
-    #[test]
-    fn list_maps_and_their_masks_are_configuration_not_state() {
-        assert!(is_list_map("blocked_ports", 2));
-        assert!(is_list_map("allow", 20));
-        assert!(is_list_map("allow_lens", 4));
-        assert!(is_list_map("dns_names", 16));
-        assert!(is_list_map("dns_names_lens", 4));
-        // State (token buckets) and a same-named map of another key size are not.
-        assert!(!is_list_map("syn_buckets", 16));
-        assert!(!is_list_map("udp_buckets_lens", 4));
-        assert!(!is_list_map("blocked_ports", 4));
     }
 }

@@ -16,6 +16,9 @@ use anyhow::{anyhow, bail, Context, Result};
 
 const RUN_NETNS: &str = "/run/netns";
 
+/// Why an attachment whose namespace is gone is no longer attached.
+pub const DELETED: &str = "network namespace deleted";
+
 fn ino(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
 }

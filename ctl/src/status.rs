@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use wasmfw_ebpf::Twin;
 
 use crate::access::check_privileges;
-use crate::attachments::entries;
+use crate::engines::{self, entries, nothing_on};
 use crate::netns;
 use crate::records::{now, Entry};
 
@@ -38,13 +38,6 @@ fn age(secs: u64) -> String {
 /// `--iface` of stats/poll: that interface in this namespace.
 fn only(iface: Option<&str>) -> Result<Option<(u64, &str)>> {
     iface.map(|i| Ok((netns::current()?, i))).transpose()
-}
-
-pub fn nothing_on(iface: &str) -> anyhow::Error {
-    anyhow!(
-        "nothing attached on {iface} by wasmfw (network namespace {})",
-        netns::current().map(netns::display).unwrap_or_default()
-    )
 }
 
 pub fn status(json: bool) -> Result<()> {
@@ -111,19 +104,15 @@ pub fn poll(iface: Option<&str>, interval: u64, count: Option<u64>, json: bool) 
     if let (Some(i), true) = (iface, prev.is_empty()) {
         return Err(nothing_on(i));
     }
-    // The programs' aya-log records (if loaded with WASMFW_EBPF_LOG=...).
-    let mut loggers: Vec<_> = prev
-        .iter()
-        .filter(|e| e.engine == "ebpf")
-        .filter_map(|e| e.prog_id)
-        .filter_map(|id| wasmfw_ebpf::program_logger(id).ok())
-        .collect();
+    // What the engines print meanwhile (the eBPF twins' aya-log records).
+    let mut loggers: Vec<_> =
+        prev.iter().filter_map(|e| engines::by_name(&e.engine).and_then(|b| b.log_flusher(e))).collect();
     let mut t0 = Instant::now();
     let mut n = 0u64;
     while count.is_none_or(|c| n < c) {
         std::thread::sleep(interval);
-        for l in &mut loggers {
-            l.flush();
+        for flush in &mut loggers {
+            flush();
         }
         let cur = entries(only)?;
         let secs = t0.elapsed().as_secs_f64();

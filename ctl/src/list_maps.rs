@@ -45,6 +45,12 @@ pub fn is_list_name(name: &str) -> bool {
     list_map(name).is_some()
 }
 
+/// A list parameter's map or its `<map>_lens` mask (docs/filter-abi.md,
+/// "List maps"): configuration from the policy, never state to carry over.
+pub fn is_list_map(name: &str, key_size: usize) -> bool {
+    form_of(name, key_size).is_some() || name.strip_suffix("_lens").is_some_and(is_list_name)
+}
+
 /// The key for `s` in `form` (`443`, `10.0.0.0/8`, `ads.example.com`).
 pub fn parse(form: Form, s: &str) -> Result<Vec<u8>> {
     let s = s.trim();
@@ -152,5 +158,18 @@ mod tests {
         let mask = lens_mask(Form::Name, [n.as_slice()]).unwrap();
         assert_eq!(mask[1], 1 << 7);
         assert_eq!(lens_mask(Form::Cidr, [k.as_slice()]).unwrap()[14], 1);
+    }
+
+    #[test]
+    fn list_maps_and_their_masks_are_configuration_not_state() {
+        assert!(is_list_map("blocked_ports", 2));
+        assert!(is_list_map("allow", 20));
+        assert!(is_list_map("allow_lens", 4));
+        assert!(is_list_map("dns_names", 16));
+        assert!(is_list_map("dns_names_lens", 4));
+        // State (token buckets) and a same-named map of another key size are not.
+        assert!(!is_list_map("syn_buckets", 16));
+        assert!(!is_list_map("udp_buckets_lens", 4));
+        assert!(!is_list_map("blocked_ports", 4));
     }
 }

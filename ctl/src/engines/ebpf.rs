@@ -1,0 +1,418 @@
+//! The eBPF-twin engine (`--engine ebpf`): the filter's twin from
+//! compare-ebpf/ (`wasmfw_ebpf`), attached at XDP through netlink. What is
+//! attached is noted in a record (`records.rs`), each checked against the
+//! interface's XDP program before it is believed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use wasmfw_ebpf::rawmap::RawMap;
+use wasmfw_ebpf::Twin;
+use wasmfw_policy::{Hook, Mode, Param, Policy};
+
+use super::xdp::{mode_name, mode_of, xdp_slot_free};
+use crate::access::{check_iface, check_privileges, ifindex_of};
+use crate::backend::{
+    carried_json, carried_text, Attachment, Backend, CaptureSource, Captured, Detached, LoadRequest, LogLine, LogSink,
+    MapDesc, MapEntry, Maps, Prepared, Report, CAPTURE_POLL_INTERVAL, LOG_FOLLOW_INTERVAL,
+};
+use crate::netns;
+use crate::records::{self, now, Entry};
+
+/// The eBPF-twin engine.
+pub struct Ebpf;
+
+/// `--engine`'s value, and `engine` in its records.
+const NAME: &str = "ebpf";
+
+impl Backend for Ebpf {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn about(&self) -> &'static str {
+        "The filter's eBPF twin from compare-ebpf/ (any modern kernel)"
+    }
+
+    fn prepare(&self, target: &Path) -> Result<Box<dyn Prepared>> {
+        Ok(Box::new(read_target(target)?))
+    }
+
+    fn make_room(&self, ns: u64, iface: &str) -> Result<()> {
+        if let Some(mut e) = record(ns, iface) {
+            check_ebpf(&mut e);
+            if e.attached {
+                bail!("an eBPF filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
+            }
+            records::remove(ns, iface);
+        }
+        Ok(())
+    }
+
+    fn detach(&self, ns: u64, iface: &str) -> Result<Option<Detached>> {
+        let Some(mut e) = record(ns, iface) else { return Ok(None) };
+        check_privileges("unloading an eBPF program")?;
+        check_ebpf(&mut e);
+        let (was_attached, text) = if e.attached {
+            let idx = check_iface(iface)?;
+            let id = e.prog_id.ok_or_else(|| anyhow!("the record of {iface} has no program id"))?;
+            wasmfw_xdp_bridge::detach(idx, id, mode_of(&e.mode)).with_context(|| format!("detaching from {iface}"))?;
+            (true, format!("{} detached from {iface} ({})", e.filter, e.engine))
+        } else {
+            let why = e.gone.as_deref().unwrap_or("gone");
+            (false, format!("{} was no longer attached on {iface} ({why}); record removed", e.filter))
+        };
+        records::remove(ns, iface);
+        Ok(Some(Detached { filter: e.filter, engine: e.engine, was_attached, text }))
+    }
+
+    fn list(&self, only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for mut e in records::all() {
+            if e.engine != NAME || only.is_some_and(|(n, i)| n != e.netns_ino || i != e.iface) {
+                continue;
+            }
+            check_ebpf(&mut e);
+            if e.gone.as_deref() == Some(netns::DELETED) {
+                // Nothing can unload it any more: report it this once, forget it.
+                records::remove(e.netns_ino, &e.iface);
+            }
+            if let (true, Ok(t), Some(id)) = (e.attached, Twin::for_filter(&e.filter), e.prog_id) {
+                let counters = wasmfw_ebpf::counters_of_prog(t, id)
+                    .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
+                e.counters = counters.into_iter().collect();
+                let audit = wasmfw_ebpf::rawmap::audit_of_prog(id)
+                    .with_context(|| format!("reading the mode of {} on {} (needs root)", e.filter, e.iface))?;
+                e.filter_mode = if audit { "audit" } else { "enforce" }.into();
+            }
+            e.netns = netns::display(e.netns_ino);
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn find(&self, ns: u64, iface: &str) -> Result<Option<Box<dyn Attachment>>> {
+        let Some(mut e) = record(ns, iface) else { return Ok(None) };
+        check_ebpf(&mut e);
+        Ok(match (e.attached, e.prog_id) {
+            (true, Some(prog_id)) => Some(Box::new(Attached { prog_id, filter: e.filter })),
+            _ => None,
+        })
+    }
+
+    fn log_flusher(&self, e: &Entry) -> Option<Box<dyn FnMut()>> {
+        // The program's aya-log records (if loaded with WASMFW_EBPF_LOG=...).
+        let mut logger = wasmfw_ebpf::program_logger(e.prog_id?).ok()?;
+        Some(Box::new(move || logger.flush()))
+    }
+}
+
+/// This engine's record of (`ns`, `iface`), if there is one.
+fn record(ns: u64, iface: &str) -> Option<Entry> {
+    records::read(ns, iface).filter(|e| e.engine == NAME)
+}
+
+/// Checks an eBPF record against the kernel: is its program still the one
+/// attached on its interface, in its namespace? Sets `attached`/`gone`.
+fn check_ebpf(e: &mut Entry) {
+    let iface = e.iface.clone();
+    let want = e.prog_id;
+    let verdict = netns::run_in(e.netns_ino, move || {
+        let Some(idx) = ifindex_of(&iface) else { return Ok(Err("interface deleted or moved".to_string())) };
+        Ok(match wasmfw_xdp_bridge::netlink::query(idx)? {
+            Some(a) if Some(a.prog_id) == want => Ok(()),
+            Some(a) => Err(format!("the interface now has another XDP program (id {})", a.prog_id)),
+            None => Err("detached by someone else".to_string()),
+        })
+    });
+    let gone = match verdict {
+        Ok(Some(Ok(()))) => None,
+        Ok(Some(Err(why))) => Some(why),
+        Ok(None) => Some(netns::DELETED.to_string()),
+        Err(err) => Some(format!("cannot check: {err:#}")),
+    };
+    e.attached = gone.is_none();
+    e.gone = gone;
+}
+
+/// Filter name, parameters, policy path and policy hook/iface of a load
+/// target: the twin needs the filter's name and parameters, not its .wasm.
+struct Target {
+    filter: String,
+    params: Vec<(String, Param, usize)>,
+    policy: Option<String>,
+    hook: Hook,
+    ifaces: Vec<String>,
+    mode: Mode,
+}
+
+fn read_target(path: &Path) -> Result<Target> {
+    if path.extension().is_some_and(|e| e == "wasm") {
+        // A bare filter: its twin, default parameters.
+        let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        return Ok(Target {
+            filter,
+            params: Vec::new(),
+            policy: None,
+            hook: Hook::Xdp,
+            ifaces: Vec::new(),
+            mode: Mode::Enforce,
+        });
+    }
+    // The ebpf engine runs the filter's twin: its .wasm need not exist.
+    let policy = Policy::load_without_wasm(path).map_err(|e| anyhow!("{e}"))?;
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(Target {
+        filter: policy.filter.clone(),
+        params: policy.params.clone(),
+        policy: Some(abs.display().to_string()),
+        hook: policy.hook,
+        ifaces: policy.ifaces.clone(),
+        mode: policy.mode,
+    })
+}
+
+impl Prepared for Target {
+    fn ifaces(&self) -> &[String] {
+        &self.ifaces
+    }
+
+    fn hook(&self) -> Hook {
+        self.hook
+    }
+
+    fn attach(&self, req: &LoadRequest, iface: &str, hook: Hook) -> Result<Report> {
+        let iface = iface.to_string();
+        if hook != Hook::Xdp {
+            bail!("the ebpf engine attaches at the xdp hook only (policy or --hook asks for {})", hook.as_str());
+        }
+        let twin = Twin::for_filter(&self.filter)?;
+        check_privileges("loading an eBPF program")?;
+        let ifindex = check_iface(&iface)?;
+        let ns = netns::current()?;
+        for other in &req.others {
+            other.make_room(ns, &iface)?;
+        }
+        let mode = req.mode;
+        // The program this load replaces (--replace), if one is attached.
+        let mut old: Option<u32> = None;
+        if let Some(mut e) = record(ns, &iface) {
+            check_ebpf(&mut e);
+            if e.attached && !req.replace {
+                bail!(
+                    "wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically",
+                    e.filter,
+                    e.engine
+                );
+            }
+            if e.attached {
+                if mode_of(&e.mode) != mode {
+                    bail!(
+                        "{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})",
+                        e.filter,
+                        e.mode,
+                        e.mode
+                    );
+                }
+                old = e.prog_id;
+            } else {
+                records::remove(ns, &iface); // stale: its program is gone
+            }
+        }
+        if old.is_none() && xdp_slot_free(ifindex, &iface)? {
+            bail!("xdp-bridge is attached on {iface} without a wasm filter; run `wasmfw unload --iface {iface}` first");
+        }
+        if req.keep_maps && old.is_none() {
+            bail!("--keep-maps: nothing is attached on {iface} to keep maps from");
+        }
+        let audit = req.audit || self.mode == Mode::Audit;
+        let loaded = wasmfw_ebpf::load_in_mode(twin, &self.params, audit)?;
+        let (fd, prog_id) = loaded.prog_fd_and_id()?;
+        let mut carried = Vec::new();
+        match old {
+            Some(old_id) => {
+                // Copied before the swap: the old program may still update an
+                // entry after its copy (docs/audit-and-replace.md).
+                if req.keep_maps {
+                    carried = wasmfw_ebpf::rawmap::carry_maps(old_id, prog_id, twin.state_maps())
+                        .with_context(|| format!("carrying the maps of program {old_id} over"))?;
+                }
+                wasmfw_xdp_bridge::replace(ifindex, fd, old_id, mode)
+                    .with_context(|| format!("replacing program {old_id} on {iface} with {}", twin.name()))?;
+            }
+            None => wasmfw_xdp_bridge::netlink::attach(ifindex, fd, mode)
+                .with_context(|| format!("attaching {} to {iface}", twin.name()))?,
+        }
+        let filter_mode = if audit { Mode::Audit } else { Mode::Enforce };
+        let entry = Entry {
+            netns: String::new(),
+            netns_ino: ns,
+            iface: iface.clone(),
+            engine: NAME.into(),
+            hook: "xdp".into(),
+            mode: mode_name(mode).into(),
+            filter: twin.name().into(),
+            filter_mode: filter_mode.as_str().into(),
+            policy: self.policy.clone(),
+            loaded_at: now(),
+            prog_id: Some(prog_id),
+            filter_id: None,
+            attached: true,
+            gone: None,
+            counters: BTreeMap::new(),
+        };
+        if let Err(e) = records::write(&entry) {
+            if old.is_none() {
+                let _ = wasmfw_xdp_bridge::netlink::detach(ifindex, fd, mode);
+            }
+            return Err(e);
+        }
+        let mut attached = serde_json::to_value(&entry)?;
+        attached["netns"] = netns::display(ns).into();
+        let verb = if let Some(o) = old { format!("replaced program {o} on") } else { "attached to".into() };
+        let mut value = serde_json::json!({ "attached": attached });
+        if req.keep_maps {
+            value["kept_maps"] = carried_json(&carried);
+        }
+        let text = format!(
+            "{} {verb} {iface} in netns {} (engine ebpf, xdp {} mode, {}, prog id {prog_id}){}",
+            twin.name(),
+            netns::display(ns),
+            mode_name(mode),
+            filter_mode.as_str(),
+            carried_text(&carried)
+        );
+        Ok(Report { text, value })
+    }
+}
+
+/// A twin attached on an interface: its program and filter name.
+struct Attached {
+    prog_id: u32,
+    filter: String,
+}
+
+impl Attachment for Attached {
+    fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    fn maps(&self) -> Result<Box<dyn Maps>> {
+        Ok(Box::new(TwinMaps(wasmfw_ebpf::rawmap::maps_of_prog(self.prog_id)?)))
+    }
+
+    /// aya-log records carry neither time nor CPU: the time is when wasmfw
+    /// read them, the CPU unknown; a full ring drops records uncounted.
+    fn log(&self, follow: bool, sink: &mut dyn LogSink) -> Result<()> {
+        let mut reader = wasmfw_ebpf::LogReader::new(self.prog_id)?;
+        loop {
+            let now = monotonic_ns();
+            for l in reader.read() {
+                let line = LogLine {
+                    ts_ns: now,
+                    cpu: None,
+                    level: l.level,
+                    filter: &self.filter,
+                    seq: None,
+                    msg: l.msg.as_bytes(),
+                };
+                sink.line(&line);
+            }
+            if !follow {
+                return Ok(());
+            }
+            std::thread::sleep(LOG_FOLLOW_INTERVAL);
+        }
+    }
+
+    fn capture(&self, verdicts: u32, snaplen: u32) -> Result<Box<dyn CaptureSource>> {
+        let cap = wasmfw_ebpf::capture::Capture::start(self.prog_id, verdicts, snaplen)?;
+        Ok(Box::new(TwinCapture { cap, prog_id: self.prog_id }))
+    }
+}
+
+/// CLOCK_MONOTONIC now, ns: the clock of the kernel engine's records.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The maps of a twin's program.
+struct TwinMaps(Vec<RawMap>);
+
+impl TwinMaps {
+    fn map(&self, name: &str) -> &RawMap {
+        self.0.iter().find(|m| m.name == name).expect("maps.rs checked the name")
+    }
+}
+
+impl Maps for TwinMaps {
+    fn list(&self) -> Vec<MapDesc> {
+        self.0
+            .iter()
+            .map(|m| MapDesc {
+                name: m.name.clone(),
+                kind: m.kind.clone(),
+                key_size: m.key_size,
+                value_size: m.value_size,
+                max_entries: m.max_entries,
+            })
+            .collect()
+    }
+
+    fn dump(&self, name: &str) -> Result<Vec<MapEntry>> {
+        let m = self.map(name);
+        let mut out = Vec::new();
+        for k in m.keys()? {
+            if let Some(v) = m.lookup(&k)? {
+                out.push(MapEntry::new(&k, v, m.cpus > 1));
+            }
+        }
+        Ok(out)
+    }
+
+    fn get(&self, name: &str, key: &[u8]) -> Result<Option<MapEntry>> {
+        let m = self.map(name);
+        Ok(m.lookup(key)?.map(|v| MapEntry::new(key, v, m.cpus > 1)))
+    }
+
+    fn set(&self, name: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.map(name).update(key, value)
+    }
+
+    fn del(&self, name: &str, key: &[u8]) -> Result<bool> {
+        self.map(name).delete(key)
+    }
+}
+
+/// A twin's capture: its perf buffers.
+struct TwinCapture {
+    cap: wasmfw_ebpf::capture::Capture,
+    prog_id: u32,
+}
+
+impl CaptureSource for TwinCapture {
+    fn poll(&mut self, out: &mut Vec<Captured>) -> Result<u64> {
+        let mut recs = Vec::new();
+        self.cap.poll(CAPTURE_POLL_INTERVAL, &mut recs)?;
+        out.extend(recs.into_iter().map(|r| Captured {
+            ts_mono_ns: r.ts_ns,
+            cpu: r.cpu,
+            verdict: r.verdict,
+            filter: self.prog_id,
+            link: 1,
+            audit: false,
+            orig_len: r.orig_len,
+            data: r.data,
+        }));
+        Ok(self.cap.lost)
+    }
+
+    /// Also disarmed when the capture is dropped.
+    fn stop(&mut self) -> Result<()> {
+        self.cap.stop()
+    }
+}
