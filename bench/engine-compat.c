@@ -15,7 +15,9 @@
  *   logs as that commit's glue did: rate-limited printk.
  *
  * Every other wf_* call the module makes keeps its layout (WfLoadArgs only
- * grew at the end; wf_run's fault/audit bits are simply never set), except
+ * grew at the end; wf_run's fault/audit bits are simply never set; wf_load's
+ * last argument, the error code, is never written, so a failed load reads
+ * as WF_LOAD_INVALID: EINVAL), except
  * wf_map_dump's cursor, which an old engine ignores: a map dump through
  * this module returns one page at most (the benchmark never dumps maps).
  */
@@ -23,10 +25,9 @@
 #include <linux/kernel.h>
 #include <linux/printk.h>
 #include <linux/types.h>
-#include "wasmfw_glue.h"
+#include "wasmfw_engine.h"
 
 void wasmfw_compat_host_log(u64 cookie, int level, const u8 *msg, size_t len);
-void *wf_log_ring(const struct wf_filter *f);
 
 void wasmfw_compat_host_log(u64 cookie, int level, const u8 *msg, size_t len)
 {

@@ -9,8 +9,13 @@ here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
 stage=$root/target/kmod-stage-$arch
 mkdir -p "$stage"
 # Copy only what changed, so Kbuild rebuilds only that.
-for f in "$here"/wasmfw/*; do cmp -s "$f" "$stage/$(basename "$f")" || cp "$f" "$stage/"; done
+put() { cmp -s "$1" "$2" || cp "$1" "$2"; }
+for f in "$here"/wasmfw/*; do put "$f" "$stage/$(basename "$f")"; done
+# The engine's C ABI, defined beside its Rust (kmod/engine-ffi): the header
+# for the C files, the records for the module's Rust.
+put "$here/engine-ffi/include/wasmfw_engine.h" "$stage/wasmfw_engine.h"
+put "$here/engine-ffi/src/abi.rs" "$stage/wasmfw_engine_abi.rs"
 eng=$root/target/kmod-engine-$arch.o
 "$here/build-engine.sh" "$arch" "$eng.new" >&2
-cmp -s "$eng.new" "$stage/wasmfw_engine.o_shipped" || cp "$eng.new" "$stage/wasmfw_engine.o_shipped"
+put "$eng.new" "$stage/wasmfw_engine.o_shipped"
 "$here/guest/module.sh" "$arch" "$@" "$stage" | grep '/wasmfw\.ko$'

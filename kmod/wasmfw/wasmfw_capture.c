@@ -22,7 +22,11 @@
 #include <linux/timekeeping.h>
 #include <linux/vmalloc.h>
 
-#include "wasmfw_glue.h"
+#include "wasmfw_capture.h"
+#include "wasmfw_ctl.h"
+#include "wasmfw_engine.h"
+#include "wasmfw_uapi.h"
+#include "wasmfw_verdict.h"
 
 /* One slot: the record header and the most bytes a record keeps. */
 #define WASMFW_CAPTURE_SLOT (sizeof(struct wasmfw_capture_rec) + WASMFW_CAPTURE_SNAPLEN)

@@ -1,9 +1,11 @@
 //! The C side of the module as Rust sees it: the engine object's `wf_*`
-//! calls (kmod/engine-ffi) and the glue's (`wasmfw_glue.c`,
-//! `wasmfw_capture.c`), with the opaque types they pass around.
+//! calls (kmod/engine-ffi, `wasmfw_engine.h`; its records come from
+//! `wasmfw_engine_abi.rs`) and the module's C files' (`wasmfw_*.h`), with
+//! the opaque types they pass around.
 
 use core::ffi::{c_char, c_int, c_long, c_void};
 
+pub(crate) use crate::engine_abi::{WfLoadArgs, WF_LOAD_NO_MEMORY};
 use crate::uapi::{Counter, LogRecord, MapInfo};
 
 /// The engine's loaded filter (kmod/engine-ffi); opaque here.
@@ -12,7 +14,7 @@ pub(crate) struct WfFilter {
     _p: [u8; 0],
 }
 
-/// A netfilter attachment (wasmfw_glue.c); opaque here.
+/// A netfilter attachment (wasmfw_nf.c); opaque here.
 #[repr(C)]
 pub(crate) struct WasmfwNf {
     _p: [u8; 0],
@@ -21,22 +23,21 @@ pub(crate) struct WasmfwNf {
 extern "C" {
     pub(crate) fn wasmfw_glue_init() -> c_int;
     pub(crate) fn wasmfw_glue_exit();
+    /// wf_load on the load stack (wasmfw_load.c); `error` gets a `WF_LOAD_*` code.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn wasmfw_glue_load(
+    pub(crate) fn wasmfw_load_on_stack(
         wasm: *const u8,
         wasm_len: usize,
         cfg: *const u8,
         cfg_len: usize,
-        fuel: u64,
-        memory_limit: u64,
-        on_fault: u32,
-        audit: u32,
-        cookie: u64,
+        args: *const WfLoadArgs,
         err: *mut c_char,
         err_cap: usize,
+        error: *mut c_int,
         stack_used: *mut u32,
-        errno: *mut c_int,
     ) -> *mut WfFilter;
+    pub(crate) fn wasmfw_nr_cpu_ids() -> u32;
+    pub(crate) fn wasmfw_random_u64() -> u64;
     pub(crate) fn wasmfw_glue_test_run(
         f: *mut WfFilter,
         pkt: *const u8,

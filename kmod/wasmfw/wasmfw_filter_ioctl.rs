@@ -129,7 +129,7 @@ pub(crate) fn log_read(reg: &mut Registry, arg: usize) -> Result {
     write(arg, &req)
 }
 
-/// TEST_RUN, entered WITHOUT the control mutex (wasmfw_glue.c): it takes
+/// TEST_RUN, entered WITHOUT the control mutex (wasmfw_dev.c): it takes
 /// the mutex for one time slice of runs at a time, looks the filter up
 /// again each time (it may have been unloaded in between: ENOENT), and
 /// between slices reschedules and stops with EINTR on a signal. So a

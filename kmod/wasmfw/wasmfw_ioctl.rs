@@ -59,8 +59,9 @@ impl core::fmt::Write for Line {
     }
 }
 
-fn load(reg: &mut Registry, arg: usize) -> Result {
-    let mut req: Load = read(arg)?;
+/// The engine's load arguments, straight from the request; every limit is
+/// checked here, once (the engine takes them as they are).
+fn load_args(req: &Load, cookie: u64) -> Result<WfLoadArgs> {
     if req.wasm_len == 0 || req.err_len > MAX_ERR || req.fuel == 0 {
         return Err(EINVAL);
     }
@@ -88,6 +89,24 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
     {
         return Err(EINVAL);
     }
+    Ok(WfLoadArgs {
+        fuel: req.fuel,
+        memory_limit: req.memory_limit,
+        on_fault: req.on_fault,
+        // SAFETY: plain C reads of kernel facts (wasmfw_dev.c).
+        slots: unsafe { wasmfw_nr_cpu_ids() },
+        // SAFETY: as above.
+        seed: unsafe { wasmfw_random_u64() },
+        cookie,
+        audit: req.flags & LOAD_AUDIT,
+        pad: 0,
+    })
+}
+
+fn load(reg: &mut Registry, arg: usize) -> Result {
+    let mut req: Load = read(arg)?;
+    let id = reg.next_id;
+    let args = load_args(&req, id as u64)?;
     // Names are for display; force termination rather than trust it.
     req.name[31] = 0;
     req.policy[127] = 0;
@@ -96,25 +115,20 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
     let cfg = read_bytes(req.config, req.config_len, MAX_CONFIG)?;
     let mut err = [0u8; 256];
     let mut stack_used = 0u32;
-    let mut errno: c_int = EINVAL.to_errno();
-    let id = reg.next_id;
-    // SAFETY: the buffers are live for the call; wasmfw_glue_load copies
-    // what it keeps.
+    let mut error: c_int = 0;
+    // SAFETY: the buffers and `args` are live for the call; the engine
+    // copies what it keeps.
     let filter = unsafe {
-        wasmfw_glue_load(
+        wasmfw_load_on_stack(
             wasm.as_ptr(),
             wasm.len(),
             cfg.as_ptr(),
             cfg.len(),
-            req.fuel,
-            req.memory_limit,
-            req.on_fault,
-            req.flags & LOAD_AUDIT,
-            id as u64,
+            &args,
             err.as_mut_ptr().cast(),
             err.len(),
+            &mut error,
             &mut stack_used,
-            &mut errno,
         )
     };
     if filter.is_null() {
@@ -125,7 +139,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
             let n = (n + 1).min(req.err_len as usize);
             UserSlice::new(req.err as usize, n).writer().write_slice(&err[..n])?;
         }
-        return Err(Error::from_errno(errno));
+        return Err(if error == WF_LOAD_NO_MEMORY { ENOMEM } else { EINVAL });
     }
     reg.next_id = reg.next_id.wrapping_add(1).max(1);
     reg.slots[slot] = Some(Entry {

@@ -4,15 +4,21 @@
 //! This is the control plane: it decodes the ioctls of /dev/wasmfw
 //! (`wasmfw_uapi.h`), checks every length, index and id, keeps the table of
 //! loaded filters and drives the engine object (`wasmfw_engine.o`, wasmi)
-//! and the C glue (`wasmfw_glue.c`: misc device, netfilter hooks, RCU).
-//! The glue calls [`wasmfw_rs_ioctl`] with its control mutex held and only
-//! after checking CAP_NET_ADMIN.
+//! and the module's C files (`wasmfw_*.c`: misc device, netfilter hooks,
+//! XDP kfunc, RCU, the engine's host hooks; kmod/README.md lists them).
+//! `wasmfw_dev.c` calls [`wasmfw_rs_ioctl`] with the control mutex held and
+//! only after checking CAP_NET_ADMIN.
 
 use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
 use kernel::prelude::*;
 use kernel::types::{AsBytes, FromBytes};
 
+// The engine FFI's records and numbers (kmod/engine-ffi/src/abi.rs, copied
+// here by kmod/build-module.sh); the module uses only some of them.
+#[allow(dead_code, unreachable_pub)]
+#[path = "wasmfw_engine_abi.rs"]
+mod engine_abi;
 #[path = "wasmfw_ffi.rs"]
 mod ffi;
 #[path = "wasmfw_filter_ioctl.rs"]

@@ -5,10 +5,15 @@
 //! exports only the `wf_*` symbols, so its own copy of `core`/`alloc` never
 //! clashes with the kernel's. Memory comes from the kernel through
 //! `wasmfw_host_alloc`; the clock, logs and panics go through the other
-//! `wasmfw_host_*` functions (kmod/wasmfw/wasmfw_glue.c).
+//! `wasmfw_host_*` functions (kmod/wasmfw/wasmfw_{alloc,log,load}.c). The C
+//! view of this ABI is `include/wasmfw_engine.h`; its records and numbers
+//! are defined once, in `abi.rs`.
 #![no_std]
 
 extern crate alloc;
+
+mod abi;
+pub use abi::*;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -35,7 +40,7 @@ extern "C" {
     fn wasmfw_host_unlock(lock: *mut c_void, packet: bool);
 }
 
-/// A kernel `spinlock_t` (wasmfw_glue.c): visible to lockdep, taken with
+/// A kernel `spinlock_t` (wasmfw_alloc.c): visible to lockdep, taken with
 /// `spin_lock_bh` from process context and `spin_lock` on the packet path
 /// (bottom halves already off there).
 struct KernelLock(*mut c_void);
@@ -107,7 +112,7 @@ impl core::fmt::Write for FixedBuf {
     }
 }
 
-/// The filter's log ring (wasmfw_glue.c, `wasmfw log`), owned: freed
+/// The filter's log ring (wasmfw_log.c, `wasmfw log`), owned: freed
 /// when the filter's environment is dropped, i.e. with the filter.
 struct LogRing(*mut c_void);
 
@@ -159,23 +164,6 @@ pub struct WfFilter {
     log: *mut c_void,
 }
 
-/// Limits and placement of a filter to load.
-#[repr(C)]
-pub struct WfLoadArgs {
-    pub fuel: u64,
-    pub memory_limit: u64,
-    /// A [`Verdict`]'s ABI value (checked by the module).
-    pub on_fault: u32,
-    /// Instances to create (nr_cpu_ids).
-    pub slots: u32,
-    pub seed: u64,
-    /// The filter's id, kept in its log ring to name it in the kernel log.
-    pub cookie: u64,
-    /// Non-zero: audit mode (`Limits::audit`).
-    pub audit: u32,
-    pub pad: u32,
-}
-
 /// Copies `msg` into the caller's buffer, NUL-terminated, truncated.
 fn write_err(buf: *mut c_char, cap: usize, msg: &dyn core::fmt::Display) {
     if buf.is_null() || cap == 0 {
@@ -205,13 +193,27 @@ fn write_err(buf: *mut c_char, cap: usize, msg: &dyn core::fmt::Display) {
     unsafe { *out.ptr.add(out.len) = 0 };
 }
 
-/// Loads a filter. Returns null and a message in `err` on failure.
+/// The error code of a load failure (`WF_LOAD_*`, wf_load's `*error`).
+fn load_error_code(e: &wasmfw_engine::LoadError) -> c_int {
+    use wasmfw_engine::LoadError;
+    match e {
+        LoadError::Invalid(_) => WF_LOAD_INVALID,
+        LoadError::Abi(_) => WF_LOAD_ABI,
+        LoadError::Init { .. } => WF_LOAD_INIT,
+        LoadError::NoMemory => WF_LOAD_NO_MEMORY,
+    }
+}
+
+/// Loads a filter. Returns null, a message in `err` and a `WF_LOAD_*` code
+/// in `*error` on failure (`*error` is WF_LOAD_OK on success).
 /// Process context only (allocates, compiles).
 ///
 /// # Safety
 /// `wasm`/`cfg` point to `wasm_len`/`cfg_len` readable bytes; `args` is
-/// valid; `err` has `err_cap` writable bytes (or is null).
+/// valid; `err` has `err_cap` writable bytes (or is null); `error` is
+/// valid (or null).
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn wf_load(
     wasm: *const u8,
     wasm_len: usize,
@@ -220,7 +222,14 @@ pub unsafe extern "C" fn wf_load(
     args: *const WfLoadArgs,
     err: *mut c_char,
     err_cap: usize,
+    error: *mut c_int,
 ) -> *mut WfFilter {
+    let set_error = |code: c_int| {
+        if !error.is_null() {
+            // SAFETY: the caller guarantees `error` is valid when not null.
+            unsafe { *error = code };
+        }
+    };
     // SAFETY: the caller guarantees the pointers (see above).
     let (wasm, cfg, args) = unsafe {
         (
@@ -239,6 +248,7 @@ pub unsafe extern "C" fn wf_load(
     let ring = unsafe { wasmfw_host_logring_new(args.cookie) };
     if ring.is_null() {
         write_err(err, err_cap, &"out of memory for the log ring");
+        set_error(WF_LOAD_NO_MEMORY);
         return core::ptr::null_mut();
     }
     // Small allocations made once per load, in process context.
@@ -246,10 +256,12 @@ pub unsafe extern "C" fn wf_load(
     match wasmfw_engine::load(wasm, limits, cfg, args.slots as usize, env, args.seed) {
         Ok((filter, instances)) => {
             let instances: Box<[UnsafeCell<Instance>]> = instances.into_iter().map(UnsafeCell::new).collect();
+            set_error(WF_LOAD_OK);
             Box::into_raw(Box::new(WfFilter { filter, instances, log: ring }))
         }
         Err(e) => {
             write_err(err, err_cap, &e);
+            set_error(load_error_code(&e));
             core::ptr::null_mut()
         }
     }
@@ -289,13 +301,6 @@ pub unsafe extern "C" fn wf_free(f: *mut WfFilter) {
         // SAFETY: see above.
         drop(unsafe { Box::from_raw(f) });
     }
-}
-
-/// One counter, as the module reports it to userspace.
-#[repr(C)]
-pub struct WfCounter {
-    pub name: [u8; 32],
-    pub value: u64,
 }
 
 /// Writes up to `cap` counters (builtin ones first); returns how many exist.
@@ -339,17 +344,6 @@ const LOG_DROPPED: &str = wasmfw_engine::HOST_COUNTERS[0];
 pub unsafe extern "C" fn wf_log_ring(f: *const WfFilter) -> *mut c_void {
     // SAFETY: see above.
     unsafe { (*f).log }
-}
-
-/// One map, as declared by the filter.
-#[repr(C)]
-pub struct WfMapInfo {
-    pub name: [u8; 32],
-    /// 1 hash, 2 per-CPU array.
-    pub kind: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
 }
 
 /// Writes up to `cap` map descriptions; returns how many maps exist.

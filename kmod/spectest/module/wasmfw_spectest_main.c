@@ -123,7 +123,7 @@ static void *wfs_stack_top;
 
 /*
  * Calls wfs_do(wfs_cur) with RSP at the top of the private stack (the
- * technique of kmod/wasmfw/wasmfw_glue.c's load stack): RBP is saved on
+ * technique of kmod/wasmfw/wasmfw_load.c's load stack): RBP is saved on
  * the old stack, every other callee-saved register is declared clobbered,
  * so wfs_resume - reached by the call returning or by the jump in
  * wfs_abandon - needs nothing but the saved RSP.

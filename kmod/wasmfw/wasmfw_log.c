@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A filter's log: its ring of records (`wasmfw log`, the engine's
+ * wasmfw_host_log*), optionally copied to the kernel log, and the
+ * sanitizer every line from a filter or a module passes before printk.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/ktime.h>
+#include <linux/minmax.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/printk.h>
+#include <linux/smp.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+
+#include "wasmfw_engine.h"
+#include "wasmfw_log.h"
+
+/* Copies text a filter (or a module it came from) chose into `dst` with
+ * every byte outside printable ASCII replaced by '?': no newline or escape
+ * sequence can forge or garble kernel log lines. */
+void wasmfw_sanitize(char *dst, size_t cap, const u8 *src, size_t len)
+{
+	size_t i, n = min(len, cap - 1);
+
+	for (i = 0; i < n; i++)
+		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+	dst[n] = 0;
+}
+
+#define WASMFW_LOG_MAX 256	/* bytes of a filter's log line kept */
+
+static bool wasmfw_log_to_kernel;
+module_param_named(log_to_kernel, wasmfw_log_to_kernel, bool, 0644);
+MODULE_PARM_DESC(log_to_kernel, "also copy filters' log lines to the kernel log (rate limited)");
+
+/*
+ * A filter's log ring (`wasmfw log`): WASMFW_LOG_RING_RECORDS fixed-size
+ * records, allocated at load with the filter and freed with it. The packet
+ * path writes a record under `lock` (irqsave: the same lock is taken at
+ * load by wasmfw_init's lines, in process context, and by readers), never
+ * allocates, and when the ring is full overwrites the oldest record,
+ * counting it in `dropped` if no reader had got it yet. Readers
+ * (WASMFW_IOC_LOG_READ) copy one record per lock hold, so the packet path
+ * waits at most one 288-byte copy.
+ */
+struct wasmfw_logring {
+	spinlock_t lock;
+	u64 id;			/* the filter's id, for the kernel log */
+	u64 head;		/* seq of the next record written */
+	u64 read_seq;		/* a reader got every record below this */
+	u64 dropped;		/* overwritten before any reader got them */
+	struct wasmfw_log_record rec[WASMFW_LOG_RING_RECORDS];
+};
+
+void *wasmfw_host_logring_new(u64 id)
+{
+	/* Through the engine's allocator: a load abandoned after an
+	 * allocation failure frees its ring with everything else. */
+	struct wasmfw_logring *r = wasmfw_host_alloc(sizeof(*r), __alignof__(struct wasmfw_logring));
+
+	if (!r)
+		return NULL;
+	memset(r, 0, sizeof(*r));
+	spin_lock_init(&r->lock);
+	r->id = id;
+	return r;
+}
+
+void wasmfw_host_logring_free(void *ring)
+{
+	wasmfw_host_free(ring);
+}
+
+void wasmfw_host_log(void *ring, int level, const u8 *msg, size_t len)
+{
+	struct wasmfw_logring *r = ring;
+	struct wasmfw_log_record *rec;
+	unsigned long flags;
+	char line[WASMFW_LOG_MAX + 1];
+
+	len = min_t(size_t, len, WASMFW_LOG_MSG_LEN);
+	spin_lock_irqsave(&r->lock, flags);
+	if (r->head >= WASMFW_LOG_RING_RECORDS && r->head - WASMFW_LOG_RING_RECORDS >= r->read_seq)
+		r->dropped++;
+	rec = &r->rec[r->head % WASMFW_LOG_RING_RECORDS];
+	rec->seq = r->head++;
+	rec->ts_ns = ktime_get_ns();
+	rec->cpu = raw_smp_processor_id();
+	rec->level = level;
+	rec->len = len;
+	memcpy(rec->msg, msg, len);
+	spin_unlock_irqrestore(&r->lock, flags);
+	if (!READ_ONCE(wasmfw_log_to_kernel))
+		return;
+	wasmfw_sanitize(line, sizeof(line), msg, len);
+	/* A filter logging per packet must not flood the kernel log. */
+	if (level <= 1)
+		pr_warn_ratelimited("filter %llu: %s\n", r->id, line);
+	else
+		pr_info_ratelimited("filter %llu: %s\n", r->id, line);
+}
+
+u64 wasmfw_host_logring_dropped(void *ring)
+{
+	struct wasmfw_logring *r = ring;
+	unsigned long flags;
+	u64 dropped;
+
+	spin_lock_irqsave(&r->lock, flags);
+	dropped = r->dropped;
+	spin_unlock_irqrestore(&r->lock, flags);
+	return dropped;
+}
+
+/* Copies up to `cap` records from seq *cursor on into `out` (a kernel
+ * buffer; process context, the control mutex held so the filter stays).
+ * Advances *cursor past what was copied; *lost: records from the cursor
+ * on already overwritten. Returns the records copied. */
+u32 wasmfw_logring_read(void *ring, u64 *cursor, struct wasmfw_log_record *out, u32 cap,
+			u64 *lost, u64 *dropped)
+{
+	struct wasmfw_logring *r = ring;
+	unsigned long flags;
+	u64 oldest, seq = *cursor;
+	u32 n = 0;
+
+	*lost = 0;
+	for (;;) {
+		spin_lock_irqsave(&r->lock, flags);
+		oldest = r->head > WASMFW_LOG_RING_RECORDS ? r->head - WASMFW_LOG_RING_RECORDS : 0;
+		if (seq < oldest) {
+			*lost += oldest - seq;
+			seq = oldest;
+		}
+		if (n == cap || seq >= r->head) {
+			if (seq > r->read_seq)
+				r->read_seq = seq;
+			*dropped = r->dropped;
+			spin_unlock_irqrestore(&r->lock, flags);
+			break;
+		}
+		out[n++] = r->rec[seq % WASMFW_LOG_RING_RECORDS];
+		seq++;
+		spin_unlock_irqrestore(&r->lock, flags);
+	}
+	*cursor = seq;
+	return n;
+}
+
+/* Load refusals are triggered by whoever holds CAP_NET_ADMIN, and the text
+ * comes partly from the module (import names): sanitized, rate limited. */
+void wasmfw_log_refused(const u8 *msg, size_t len)
+{
+	char line[WASMFW_LOG_MAX + 1];
+
+	wasmfw_sanitize(line, sizeof(line), msg, len);
+	pr_info_ratelimited("load refused: %s\n", line);
+}

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Running a filter on a packet: the calling CPU's instance with bottom
+ * halves off and the packet-path mark the allocator reads, and the
+ * per-packet stack probe (module parameter stack_probe).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/bottom_half.h>
+#include <linux/kernel.h>
+#include <linux/kstrtox.h>
+#include <linux/moduleparam.h>
+#include <linux/percpu.h>
+#include <linux/preempt.h>
+#include <linux/sched.h>
+#include <linux/sched/task_stack.h>
+#include <linux/smp.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
+
+#include "wasmfw_alloc.h"
+#include "wasmfw_engine.h"
+#include "wasmfw_load.h"
+#include "wasmfw_run.h"
+
+/*
+ * Per-packet stack probe (kmod/tests/t_stack.sh): while the writable module
+ * parameter stack_probe is 1, every packet run paints the free part of the
+ * stack it runs on (task stack, or on x86_64 the per-CPU IRQ stack that
+ * softirqs use) and records the deepest byte wf_run overwrote, measured
+ * from the probe's own frame. Writing 1 resets the figures, 0 stops; reading
+ * gives "peak <bytes> runs <measured> skipped <not measurable>" (skipped:
+ * a stack whose bounds the glue does not know, or KASAN, whose poisoned
+ * redzones must not be painted). Off by default: painting costs a memset
+ * of up to a whole stack per packet.
+ */
+#define WASMFW_STACK_PROBE_MARGIN 256	/* left unpainted below the probe's frame (memset's own) */
+static bool wasmfw_stack_probe_on;
+static atomic_t wasmfw_stack_probe_peak = ATOMIC_INIT(0);
+static atomic_long_t wasmfw_stack_probe_runs = ATOMIC_LONG_INIT(0);
+static atomic_long_t wasmfw_stack_probe_skipped = ATOMIC_LONG_INIT(0);
+
+static int wasmfw_stack_probe_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "peak %d runs %ld skipped %ld\n", atomic_read(&wasmfw_stack_probe_peak),
+			  atomic_long_read(&wasmfw_stack_probe_runs), atomic_long_read(&wasmfw_stack_probe_skipped));
+}
+
+static int wasmfw_stack_probe_set(const char *val, const struct kernel_param *kp)
+{
+	bool on;
+	int err = kstrtobool(val, &on);
+
+	if (err)
+		return err;
+	if (on) {
+		atomic_set(&wasmfw_stack_probe_peak, 0);
+		atomic_long_set(&wasmfw_stack_probe_runs, 0);
+		atomic_long_set(&wasmfw_stack_probe_skipped, 0);
+	}
+	WRITE_ONCE(wasmfw_stack_probe_on, on);
+	return 0;
+}
+static const struct kernel_param_ops wasmfw_stack_probe_ops = {
+	.get = wasmfw_stack_probe_get, .set = wasmfw_stack_probe_set,
+};
+module_param_cb(stack_probe, &wasmfw_stack_probe_ops, NULL, 0600);
+MODULE_PARM_DESC(stack_probe, "1: measure the kernel stack each packet run uses (test only; slow)");
+
+/* The lowest usable byte of the stack `sp` is on, or NULL if unknown. */
+static u8 *wasmfw_stack_bottom(u8 *sp)
+{
+	if (object_is_on_stack(sp))
+		return (u8 *)end_of_stack(current) + sizeof(unsigned long);
+#if defined(CONFIG_X86_64) && !defined(CONFIG_UML)
+	{
+		/* hardirq_stack_ptr is the IRQ stack's top minus 8. */
+		u8 *top = (u8 *)this_cpu_read(pcpu_hot.hardirq_stack_ptr);
+
+		if (top && sp < top && sp >= top + 8 - IRQ_STACK_SIZE)
+			return top + 8 - IRQ_STACK_SIZE;
+	}
+#endif
+	return NULL;
+}
+
+static noinline int wasmfw_run_probed(struct wf_filter *f, const u8 *data, size_t len, int link)
+{
+	u8 *frame = __builtin_frame_address(0);
+	u8 *bottom = IS_ENABLED(CONFIG_KASAN) ? NULL : wasmfw_stack_bottom(frame);
+	u8 *low = frame - WASMFW_STACK_PROBE_MARGIN;
+	int verdict, used, peak;
+
+	if (!bottom || low <= bottom) {
+		atomic_long_inc(&wasmfw_stack_probe_skipped);
+		return wf_run(f, smp_processor_id(), data, len, link);
+	}
+	memset(bottom, STACK_PAINT, low - bottom);
+	verdict = wf_run(f, smp_processor_id(), data, len, link);
+	used = wasmfw_stack_depth(bottom, frame);
+	peak = atomic_read(&wasmfw_stack_probe_peak);
+	while (used > peak && !atomic_try_cmpxchg(&wasmfw_stack_probe_peak, &peak, used))
+		;
+	atomic_long_inc(&wasmfw_stack_probe_runs);
+	return verdict;
+}
+
+/* Runs `f` on the calling CPU's instance; the caller has BH disabled, so
+ * the instance has one user. */
+int wasmfw_run_bh_off(struct wf_filter *f, const u8 *data, size_t len, int link)
+{
+	int verdict;
+
+	this_cpu_write(wasmfw_in_packet, 1);
+	if (unlikely(READ_ONCE(wasmfw_stack_probe_on)))
+		verdict = wasmfw_run_probed(f, data, len, link);
+	else
+		verdict = wf_run(f, smp_processor_id(), data, len, link);
+	this_cpu_write(wasmfw_in_packet, 0);
+	return verdict;
+}
+
+/* The same, from a context that may have BH enabled. */
+int wasmfw_run_local(struct wf_filter *f, const u8 *data, size_t len, int link)
+{
+	int verdict;
+
+	local_bh_disable();
+	verdict = wasmfw_run_bh_off(f, data, len, link);
+	local_bh_enable();
+	return verdict;
+}
