@@ -11,10 +11,8 @@ mkdir -p "$stage"
 # Copy only what changed, so Kbuild rebuilds only that.
 put() { cmp -s "$1" "$2" || cp "$1" "$2"; }
 for f in "$here"/wasmfw/*; do put "$f" "$stage/$(basename "$f")"; done
-# The engine's C ABI, defined beside its Rust (kmod/engine-ffi): the header
-# for the C files, the records for the module's Rust.
-put "$here/engine-ffi/include/wasmfw_engine.h" "$stage/wasmfw_engine.h"
-put "$here/engine-ffi/src/abi.rs" "$stage/wasmfw_engine_abi.rs"
+# wasmfw/ holds symlinks to what is defined elsewhere (the engine's C ABI
+# beside its Rust in engine-ffi, the verdict in filters/abi): cp follows them.
 eng=$root/target/kmod-engine-$arch.o
 "$here/build-engine.sh" "$arch" "$eng.new" >&2
 put "$eng.new" "$stage/wasmfw_engine.o_shipped"

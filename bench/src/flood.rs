@@ -52,9 +52,8 @@ pub fn flood(iface: &str, dst_mac: &str, src_mac: &str, secs: f64) -> Result<()>
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = idx as i32;
     // SAFETY: sll is a valid sockaddr_ll of the size given.
-    let rc = unsafe {
-        libc::bind(fd, &sll as *const _ as *const libc::sockaddr, size_of::<libc::sockaddr_ll>() as u32)
-    };
+    let rc =
+        unsafe { libc::bind(fd, &sll as *const _ as *const libc::sockaddr, size_of::<libc::sockaddr_ll>() as u32) };
     if rc < 0 {
         bail!("bind to {iface}: {}", std::io::Error::last_os_error());
     }

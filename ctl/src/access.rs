@@ -33,6 +33,7 @@ pub fn check_iface(iface: &str) -> Result<u32> {
         bail!("'{iface}' is not a valid interface name");
     }
     let c = CString::new(iface).map_err(|_| anyhow!("'{iface}' is not a valid interface name"))?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
         bail!("no interface '{iface}' (in this network namespace)");
@@ -44,6 +45,7 @@ pub fn check_iface(iface: &str) -> Result<u32> {
 pub fn ifindex_of(iface: &str) -> Option<u32> {
     let c = CString::new(iface).ok()?;
     // SAFETY: if_nametoindex reads a NUL-terminated string.
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (idx != 0).then_some(idx)
 }

@@ -108,6 +108,10 @@ fn fixed<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
+/// One map record of a dump: (cpu, key, value); the CPU matters for
+/// per-CPU arrays only.
+pub type MapRecord = (u32, Vec<u8>, Vec<u8>);
+
 /// An open /dev/wasmfw.
 pub struct Device {
     file: File,
@@ -258,7 +262,7 @@ impl Device {
 
     /// Every entry of a map, page by page: (cpu, key, value) records; the
     /// CPU matters for per-CPU arrays only.
-    pub fn map_dump(&self, id: u32, map: &MapInfo) -> Result<Vec<(u32, Vec<u8>, Vec<u8>)>> {
+    pub fn map_dump(&self, id: u32, map: &MapInfo) -> Result<Vec<MapRecord>> {
         let (ks, vs) = (map.key_size as usize, map.value_size as usize);
         let rec = 4 + ks + vs;
         let mut buf = vec![0u8; MAP_DUMP_PAGE];
@@ -359,7 +363,7 @@ impl Device {
                 id: r.id,
                 orig_len: r.orig_len,
                 link: r.link,
-                audit: r.flags & uapi::CAPTURE_REC_AUDIT != 0,
+                audit: r.flags & CAPTURE_REC_AUDIT != 0,
                 data: buf[off + hdr..end].to_vec(),
             });
             off = (off + hdr + r.caplen as usize).next_multiple_of(8);

@@ -21,7 +21,7 @@ pub enum Form {
 }
 
 /// Bytes of a [`Form::Cidr`] key.
-const CIDR_KEY: usize = 4 + std::mem::size_of::<AddrKey>();
+const CIDR_KEY: usize = 4 + size_of::<AddrKey>();
 /// Bytes of a `<map>_lens` value: one bit per length 0..=255.
 pub const LENS_BYTES: usize = 32;
 

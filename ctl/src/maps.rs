@@ -16,7 +16,7 @@ use crate::{engines, netns};
 /// Parses hex bytes (`0a000001`, `0x0a000001`, `0a:00:00:01`, `0a 00 00 01`).
 pub fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>> {
     let t: String = s.trim().trim_start_matches("0x").chars().filter(|c| !matches!(c, ' ' | ':' | '-' | '_')).collect();
-    if t.len() % 2 != 0 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !t.len().is_multiple_of(2) || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("{what} '{s}' is not hex bytes (e.g. 0a000001)");
     }
     Ok((0..t.len()).step_by(2).map(|i| u8::from_str_radix(&t[i..i + 2], 16).expect("checked hex")).collect())

@@ -1,0 +1,1 @@
+../engine-ffi/include/wasmfw_engine.h

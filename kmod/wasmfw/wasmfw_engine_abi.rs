@@ -1,0 +1,1 @@
+../engine-ffi/src/abi.rs
