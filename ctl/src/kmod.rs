@@ -1,5 +1,5 @@
 //! Client of the wasmfw kernel module: the ioctls of /dev/wasmfw, with
-//! the structs the module itself is built with (`kmod/wasmfw/wasmfw_uapi.rs`).
+//! the structs the module itself is built with (crate `wasmfw-uapi`, `kmod/uapi`).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -10,8 +10,7 @@ use wasmfw_policy::Policy;
 
 pub const DEVICE: &str = "/dev/wasmfw";
 
-#[path = "../../kmod/wasmfw/wasmfw_uapi.rs"]
-pub mod uapi;
+pub use wasmfw_uapi as uapi;
 use uapi::*;
 pub use uapi::{
     Info, LogRecord, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOAD_AUDIT, LOG_RING_RECORDS, MAP_HASH, MAP_PERCPU_ARRAY,

@@ -35,6 +35,9 @@ module! {
     license: "GPL",
 }
 
+// kmod/uapi/src/lib.rs (crate wasmfw-uapi), copied beside this file by
+// build-module.sh: Kbuild has no cargo. Its `#![no_std]` is for the crate.
+#[allow(unused_attributes)]
 #[path = "wasmfw_uapi.rs"]
 mod uapi;
 use uapi::*;

@@ -101,10 +101,9 @@ pub struct Policy {
 
 pub const DEFAULT_FUEL: u64 = 100_000;
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 20;
-#[path = "../../../kmod/wasmfw/wasmfw_uapi.rs"]
-mod uapi;
+use wasmfw_uapi as uapi;
 /// The kernel's ceiling (`WASMFW_MAX_FUEL`, about 2 ms of one CPU per
-/// packet: kmod/wasmfw/wasmfw_uapi.h), so `check` refuses what `load` would.
+/// packet: crate wasmfw-uapi), so `check` refuses what `load` would.
 pub const MAX_FUEL: u64 = uapi::MAX_FUEL;
 pub const MAX_MEMORY_LIMIT: u64 = uapi::MAX_MEMORY_LIMIT;
 const WASM_PAGE: u64 = 65_536;

@@ -1,18 +1,25 @@
-//! The /dev/wasmfw ioctl interface, defined once for Rust: the module
-//! (`wasmfw_main.rs`) and the CLI (`ctl/src/kmod.rs`) both include this
-//! file. `wasmfw_uapi.h` is its C twin (where each limit's reason is
-//! documented); `ctl/tests/uapi_layout.rs` compiles the header and checks
-//! every struct, field offset, constant and ioctl number against
-//! [`LAYOUTS`] and [`CONSTANTS`], and `kmod/tests/wfioctl.py` packs its
-//! requests from the same tables (`wasmfw uapi-layout`).
+//! The /dev/wasmfw ioctl interface (crate `wasmfw-uapi`), defined once:
+//! the module (`kmod/wasmfw/wasmfw_main.rs`, which includes this file by
+//! path), `wasmfw` (`ctl`), the policy checks (`ctl/policy`), engine-ffi
+//! (the records it writes) and the eBPF twins (capture bits) use it.
+//! `kmod/wasmfw/wasmfw_uapi.h` is generated from this file by `cargo xtask
+//! uapi` (its doc comments become the header's comments);
+//! `ctl/tests/uapi_layout.rs` compiles the header and checks every struct,
+//! field offset, constant and ioctl number against [`LAYOUTS`] and
+//! [`CONSTANTS`], and `kmod/tests/wfioctl.py` packs its requests from the
+//! same tables (`wasmfw uapi-layout`).
 //!
-//! `core` only: the module builds it `no_std`. Every struct is `repr(C)`,
-//! 8-byte aligned, with explicit padding and pointers as `u64`, so its
-//! bytes are all initialised and any bit pattern is valid.
+//! `core` only, no dependencies: the module, engine-ffi and compare-ebpf
+//! build it for kernel and BPF targets. Every struct is `repr(C)`, 8-byte
+//! aligned, with explicit padding and pointers as `u64`, so its bytes are
+//! all initialised and any bit pattern is valid. Bump [`UAPI_VERSION`] on
+//! any change.
+#![no_std]
 #![allow(dead_code, unreachable_pub)]
 
 use core::mem::{offset_of, size_of};
 
+/// 2: info.netns_ino; 3: MAP_DUMP pages; 4: load/info flags; 5: CAPTURE_CTL/READ; 6: LOG_READ.
 pub const UAPI_VERSION: u32 = 6;
 pub const NAME_LEN: usize = 32;
 pub const IFNAME_LEN: usize = 16;
@@ -20,14 +27,20 @@ pub const POLICY_LEN: usize = 128;
 /// Bytes of a module.
 pub const MAX_WASM: u32 = 1 << 20;
 pub const MAX_CONFIG: u32 = 8192;
-/// Bytes of a packet a filter sees.
+/// Bytes a filter sees of a packet.
 pub const MAX_PACKET: u32 = 2048;
-/// Fuel per packet (the time budget it stands for: wasmfw_uapi.h).
+/// Most fuel a filter may spend on one packet, i.e. the ceiling on the time
+/// one packet can cost with bottom halves off. wasmi charges about one fuel
+/// unit per executed instruction; measured in the UML guest (docs/safety.md,
+/// kmod/tests/t_adversarial.sh) a looping filter runs at ~1-3 ns per fuel
+/// unit, so the ceiling is ~1-3 ms per packet: a 64-packet NAPI batch of
+/// worst-case packets stays far below the soft-lockup (20 s) and RCU-stall
+/// (21 s) detectors. Loads asking for more get EINVAL and a message.
 pub const MAX_FUEL: u64 = 1_000_000;
 pub const MAX_TEST_REPEAT: u32 = 100_000_000;
 /// Bytes of a TEST_RUN packet (a jumbo frame).
 pub const MAX_TEST_PACKET: u32 = 9216;
-/// Bytes of the error buffer of LOAD the module fills at most.
+/// Bytes of LOAD's error buffer the module fills at most.
 pub const MAX_ERR: u32 = 4096;
 /// Bytes one MAP_DUMP call writes at most.
 pub const MAX_DUMP: u64 = 16 << 20;
@@ -36,26 +49,39 @@ pub const MIN_MEMORY_LIMIT: u64 = 64 << 10;
 pub const MAX_MEMORY_LIMIT: u64 = 64 << 20;
 /// Filters loaded at once.
 pub const MAX_FILTERS: u32 = 64;
-/// XDP attachments at once (the bridge's slots).
+/// XDP attachments at once (the bridge's slots, WASMFW_XDP_SLOTS).
 pub const MAX_XDP_ATTACHMENTS: u32 = 64;
-/// Records of a filter's log ring (allocated at load, ~72 KiB).
+/// Each loaded filter has a ring of this many log records (allocated at
+/// load, ~72 KiB): the packet path overwrites the oldest record when the
+/// ring is full; records no reader had seen count in the filter's
+/// `log_dropped` counter.
 pub const LOG_RING_RECORDS: u32 = 256;
 /// Bytes of a logged line kept (the ABI's MAX_LOG_LEN).
 pub const LOG_MSG_LEN: usize = 256;
 
+/// IPv4+IPv6 PRE_ROUTING, one interface.
 pub const HOOK_NETFILTER: u32 = 1;
+/// Through xdp-bridge (issue 5).
 pub const HOOK_XDP: u32 = 2;
 pub const MAP_HASH: u32 = 1;
 pub const MAP_PERCPU_ARRAY: u32 = 2;
 pub const MAP_UPDATE: u32 = 1;
 pub const MAP_DELETE: u32 = 2;
+/// A packet's link layer (`test_run.link`, `capture_rec.link`).
 pub const LINK_ETHERNET: u32 = 1;
 pub const LINK_RAW_IP: u32 = 2;
 /// `Load::flags`: audit mode (every packet passes; drop verdicts are
 /// counted in `drop` and `audit_would_drop`).
 pub const LOAD_AUDIT: u32 = 1;
 
-/// Capture verdict bits (`verdicts`, a record's `verdict`).
+/// Capture (`wasmfw capture`): the packets an attached filter gave one of
+/// the chosen verdicts, copied on the packet path into a ring allocated at
+/// START ([`CAPTURE_RING_BYTES`] of fixed-size slots, one per record),
+/// records dropped and counted when it is full. A capture belongs to the
+/// open file that started it: closing the file, STOP, detaching or
+/// unloading the filter ends it; the ring is freed after a grace period.
+///
+/// Verdict bits (`verdicts`, a record's `verdict`).
 pub const CAPTURE_PASS: u32 = 1;
 pub const CAPTURE_DROP: u32 = 2;
 /// Trapped or out of fuel: the filter's on_fault verdict applied.
@@ -73,6 +99,9 @@ pub const CAPTURE_READ_MAX: u32 = 1 << 20;
 pub const CAPTURE_REC_AUDIT: u32 = 1;
 pub const CAPTURE_START: u32 = 1;
 pub const CAPTURE_STOP: u32 = 2;
+
+/// A C `char`: the NUL-padded text fields (names, interface, policy path).
+pub type CChar = u8;
 
 /// One field of a struct as C lays it out.
 pub struct FieldLayout {
@@ -131,8 +160,10 @@ uapi_structs! {
         on_fault: u32,
         /// Out: the filter's id.
         id: u32,
-        name: [u8; NAME_LEN],
-        policy: [u8; POLICY_LEN],
+        /// The filter's name, for status.
+        name: [CChar; NAME_LEN],
+        /// The policy's path, for status.
+        policy: [CChar; POLICY_LEN],
         /// In: a buffer for a one-line error.
         err: u64,
         err_len: u32,
@@ -147,11 +178,11 @@ uapi_structs! {
         id: u32,
         hook: u32,
         /// In the caller's network namespace.
-        ifname: [u8; IFNAME_LEN],
+        ifname: [CChar; IFNAME_LEN],
     }
 
     struct Detach = "detach" {
-        ifname: [u8; IFNAME_LEN],
+        ifname: [CChar; IFNAME_LEN],
     }
 
     struct Unload = "unload" {
@@ -165,9 +196,9 @@ uapi_structs! {
         hook: u32,
         ifindex: u32,
         on_fault: u32,
-        ifname: [u8; IFNAME_LEN],
-        name: [u8; NAME_LEN],
-        policy: [u8; POLICY_LEN],
+        ifname: [CChar; IFNAME_LEN],
+        name: [CChar; NAME_LEN],
+        policy: [CChar; POLICY_LEN],
         fuel: u64,
         memory_limit: u64,
         /// The attachment's network namespace (inode of /proc/PID/ns/net),
@@ -180,6 +211,7 @@ uapi_structs! {
 
     /// LIST: an array of [`Info`] to fill and its size.
     struct List = "list" {
+        /// [`Info`]`[cap]`.
         buf: u64,
         cap: u32,
         /// Out: filters loaded (may exceed cap).
@@ -190,6 +222,7 @@ uapi_structs! {
     struct IdList = "counters" {
         id: u32,
         cap: u32,
+        /// [`Counter`]`[cap]` (COUNTERS) or [`MapInfo`]`[cap]` (MAPS).
         buf: u64,
         /// Out.
         count: u32,
@@ -197,12 +230,12 @@ uapi_structs! {
     }
 
     struct Counter = "counter" {
-        name: [u8; NAME_LEN],
+        name: [CChar; NAME_LEN],
         value: u64,
     }
 
     struct MapInfo = "map_info" {
-        name: [u8; NAME_LEN],
+        name: [CChar; NAME_LEN],
         /// [`MAP_HASH`] or [`MAP_PERCPU_ARRAY`].
         kind: u32,
         key_size: u32,
@@ -214,7 +247,7 @@ uapi_structs! {
         id: u32,
         /// [`MAP_UPDATE`] or [`MAP_DELETE`].
         op: u32,
-        map: [u8; NAME_LEN],
+        map: [CChar; NAME_LEN],
         key: u64,
         value: u64,
         key_len: u32,
@@ -226,12 +259,14 @@ uapi_structs! {
 
     /// One page of a map: records of `u32` CPU (little-endian), key bytes,
     /// value bytes; whole records only. Cursor 0 starts; call again with
-    /// the returned cursor until it is 0.
+    /// the returned cursor until it is 0. The map is locked per chunk of
+    /// entries, so a page is not a snapshot (entries changed meanwhile may
+    /// or may not show). ENOSPC: cap cannot hold one record.
     struct MapDump = "map_dump" {
         id: u32,
         /// In: where to start; out: where to go on, 0 = done.
         cursor: u32,
-        map: [u8; NAME_LEN],
+        map: [CChar; NAME_LEN],
         buf: u64,
         /// Bytes at buf (at most [`MAX_DUMP`] used).
         cap: u64,
@@ -239,7 +274,9 @@ uapi_structs! {
         len: u64,
     }
 
-    /// Runs a loaded filter `repeat` times on one packet, in the kernel.
+    /// Runs a loaded filter `repeat` times (at most [`MAX_TEST_REPEAT`]) on
+    /// one packet, in the kernel, on the calling CPU's instance, like
+    /// BPF_PROG_TEST_RUN. Interruptible: a signal ends it with EINTR.
     struct TestRun = "test_run" {
         id: u32,
         /// [`LINK_ETHERNET`] or [`LINK_RAW_IP`].
@@ -257,6 +294,7 @@ uapi_structs! {
     /// Starts or stops the capture of an attached filter; the capture
     /// belongs to the open file that started it.
     struct CaptureCtl = "capture_ctl" {
+        /// The filter (attached).
         id: u32,
         /// [`CAPTURE_START`] or [`CAPTURE_STOP`].
         op: u32,
@@ -274,6 +312,7 @@ uapi_structs! {
         cpu: u32,
         /// One CAPTURE_* bit.
         verdict: u32,
+        /// The filter.
         id: u32,
         orig_len: u32,
         caplen: u32,
@@ -284,7 +323,8 @@ uapi_structs! {
         pad: u32,
     }
 
-    /// Takes the oldest whole records of the caller's capture of filter `id`.
+    /// Takes (consumes) the oldest whole records of the capture of filter
+    /// `id` this file started, at most [`CAPTURE_READ_MAX`] bytes.
     struct CaptureRead = "capture_read" {
         id: u32,
         /// Out: records in buf.
@@ -298,7 +338,8 @@ uapi_structs! {
         lost: u64,
     }
 
-    /// One line a filter logged, its bytes as the filter wrote them.
+    /// One line a filter logged: its bytes as the filter wrote them (UTF-8
+    /// by the ABI, not checked: a reader must neutralise control characters).
     struct LogRecord = "log_record" {
         /// 0, 1, 2 ... per filter.
         seq: u64,
@@ -313,8 +354,10 @@ uapi_structs! {
         msg: [u8; LOG_MSG_LEN],
     }
 
-    /// LOG_READ: a filter's log records from seq `cursor` on (0: the
-    /// oldest held); call again with the returned cursor to follow.
+    /// LOG_READ: a filter's log records from sequence number `cursor` on
+    /// (0: the oldest still held). Records older than the oldest held were
+    /// overwritten: `lost` says how many of those the cursor asked for. Call
+    /// again with the cursor returned to follow the log.
     struct LogRead = "log_read" {
         id: u32,
         /// Records at buf.
@@ -333,6 +376,9 @@ uapi_structs! {
     }
 }
 
+/// MAPS: one filter's array of [`MapInfo`] to fill, laid out as COUNTERS'.
+pub type Maps = IdList;
+
 /// `_IOC(dir, 0xf7, nr, size)` as <asm-generic/ioctl.h> encodes it.
 const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
     (dir << 30) | ((size as u32) << 16) | ((IOC_MAGIC as u32) << 8) | nr
@@ -347,7 +393,7 @@ pub const IOC_DETACH: u32 = ioc(W, 3, size_of::<Detach>());
 pub const IOC_UNLOAD: u32 = ioc(W, 4, size_of::<Unload>());
 pub const IOC_LIST: u32 = ioc(R | W, 5, size_of::<List>());
 pub const IOC_COUNTERS: u32 = ioc(R | W, 6, size_of::<IdList>());
-pub const IOC_MAPS: u32 = ioc(R | W, 7, size_of::<IdList>());
+pub const IOC_MAPS: u32 = ioc(R | W, 7, size_of::<Maps>());
 pub const IOC_MAP_OP: u32 = ioc(R | W, 8, size_of::<MapOp>());
 pub const IOC_MAP_DUMP: u32 = ioc(R | W, 9, size_of::<MapDump>());
 pub const IOC_TEST_RUN: u32 = ioc(R | W, 10, size_of::<TestRun>());
@@ -385,6 +431,7 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("WASMFW_LINK_ETHERNET", LINK_ETHERNET as u64),
     ("WASMFW_LINK_RAW_IP", LINK_RAW_IP as u64),
     ("WASMFW_LOAD_AUDIT", LOAD_AUDIT as u64),
+    ("WASMFW_IOC_MAGIC", IOC_MAGIC as u64),
     ("WASMFW_IOC_VERSION", IOC_VERSION as u64),
     ("WASMFW_IOC_LOAD", IOC_LOAD as u64),
     ("WASMFW_IOC_ATTACH", IOC_ATTACH as u64),
@@ -412,5 +459,5 @@ pub const CONSTANTS: &[(&str, u64)] = &[
 ];
 
 /// C structs with the layout of another one in [`LAYOUTS`]: (C name, the
-/// one whose layout it has).
+/// one whose layout it has), one per `pub type` alias of a struct ([`Maps`]).
 pub const SAME_LAYOUT: &[(&str, &str)] = &[("maps", "counters")];
