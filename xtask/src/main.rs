@@ -12,6 +12,7 @@ mod install;
 mod spec;
 mod test;
 mod testfilters;
+mod uapi;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -83,6 +84,8 @@ enum Cmd {
         #[arg(long)]
         no_guest: bool,
     },
+    /// Write kmod/wasmfw/wasmfw_uapi.h from the Rust definition (kmod/uapi/src/lib.rs).
+    Uapi,
     /// Run every test (what .ci/run runs).
     Test {
         /// Skip the guest kernel tests.
@@ -106,6 +109,7 @@ fn main() -> Result<()> {
         Cmd::Spec { json, no_kernel, guest, files } => spec::run(&spec::Options { json, no_kernel, guest, files }),
         Cmd::SpecGuest { requests, responses } => spec::guest_driver(&requests, &responses),
         Cmd::Bench { quick, no_guest } => bench::run_all(&bench::Options { quick, no_guest }),
+        Cmd::Uapi => uapi::run(),
         Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),
     }
 }

@@ -70,7 +70,7 @@ pub const MAP_DELETE: u32 = 2;
 /// A packet's link layer (`test_run.link`, `capture_rec.link`).
 pub const LINK_ETHERNET: u32 = 1;
 pub const LINK_RAW_IP: u32 = 2;
-/// `Load::flags`: audit mode (every packet passes; drop verdicts are
+/// [`Load`] `flags`: audit mode (every packet passes; drop verdicts are
 /// counted in `drop` and `audit_would_drop`).
 pub const LOAD_AUDIT: u32 = 1;
 
@@ -89,7 +89,7 @@ pub const CAPTURE_FAULT: u32 = 4;
 /// Most bytes a capture keeps of a packet.
 pub const CAPTURE_SNAPLEN: u32 = 2048;
 /// Bytes of one capture's ring (fixed slots of a record header and
-/// CAPTURE_SNAPLEN bytes).
+/// [`CAPTURE_SNAPLEN`] bytes).
 pub const CAPTURE_RING_BYTES: u32 = 1 << 20;
 /// Captures running at once.
 pub const MAX_CAPTURES: u32 = 8;
@@ -211,7 +211,7 @@ uapi_structs! {
 
     /// LIST: an array of [`Info`] to fill and its size.
     struct List = "list" {
-        /// [`Info`]`[cap]`.
+        /// An array of `cap` [`Info`].
         buf: u64,
         cap: u32,
         /// Out: filters loaded (may exceed cap).
@@ -222,7 +222,7 @@ uapi_structs! {
     struct IdList = "counters" {
         id: u32,
         cap: u32,
-        /// [`Counter`]`[cap]` (COUNTERS) or [`MapInfo`]`[cap]` (MAPS).
+        /// An array of `cap` [`Counter`] (COUNTERS) or [`MapInfo`] (MAPS).
         buf: u64,
         /// Out.
         count: u32,
@@ -362,7 +362,7 @@ uapi_structs! {
         id: u32,
         /// Records at buf.
         cap: u32,
-        /// [`LogRecord`]`[cap]`.
+        /// An array of `cap` [`LogRecord`].
         buf: u64,
         /// In: first seq wanted; out: next seq to ask for.
         cursor: u64,
