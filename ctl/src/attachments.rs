@@ -10,6 +10,7 @@ use wasmfw_ebpf::Twin;
 use wasmfw_xdp_bridge::Mode;
 
 use crate::access::ifindex_of;
+use crate::kmod::InfoText as _;
 use crate::netns;
 use crate::records::{self, Entry};
 use crate::status::nothing_on;

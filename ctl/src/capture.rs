@@ -17,7 +17,7 @@ use pcap_file::DataLink;
 use serde_json::json;
 
 use crate::attachments::{attached_here, kmod_attached, Attached};
-use crate::kmod::{self, Device};
+use crate::kmod::{self, Device, InfoText as _};
 use crate::netns;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

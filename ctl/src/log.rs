@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::access::check_privileges;
 use crate::attachments::{attached_here, kmod_attached, Attached};
-use crate::kmod::Device;
+use crate::kmod::{Device, InfoText as _};
 use crate::{netns, records};
 
 /// How often `-f` asks for new lines.

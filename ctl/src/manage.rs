@@ -22,6 +22,7 @@ use wasmfw_policy::{Hook, Mode, Param, Policy};
 
 use crate::access::{check_iface, check_privileges, ifindex_of};
 use crate::attachments::{check_ebpf, entries_in, kmod_attached, mode_name, mode_of, xdp_mode, xdp_slot_free};
+use crate::kmod::{InfoText as _, MapInfoText as _};
 use crate::netns;
 use crate::records::{self, now, Entry};
 use crate::{Engine, HookArg, LoadArgs};

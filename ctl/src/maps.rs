@@ -17,7 +17,7 @@ pub fn is_list_map(name: &str, key_size: usize) -> bool {
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
-use crate::kmod::{self, Device};
+use crate::kmod::{self, Device, MapInfoText as _};
 use crate::netns;
 
 /// What `map` does.

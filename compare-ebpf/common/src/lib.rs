@@ -143,15 +143,11 @@ pub const ICMP_COUNTERS: [&str; 1] = ["echo_dropped"];
 pub const L4_COUNTERS: [&str; 4] = ["allowed", "blocked_port", "syn_limited", "udp_limited"];
 pub const DNS_COUNTERS: [&str; 2] = ["blocked", "malformed"];
 
-/// `wasmfw capture` on a twin: bits of [`CaptureConfig::verdicts`]. The
-/// twins never fault, so `CAPTURE_FAULT` never matches there; the bit values
-/// are those of the kernel engine (WASMFW_CAPTURE_* in wasmfw_uapi.h).
-pub const CAPTURE_PASS: u32 = 1;
-pub const CAPTURE_DROP: u32 = 2;
-pub const CAPTURE_FAULT: u32 = 4;
-/// Most bytes of a packet one capture record carries (as the kernel
-/// engine's WASMFW_CAPTURE_SNAPLEN).
-pub const CAPTURE_SNAPLEN: u32 = 2048;
+/// `wasmfw capture` on a twin: bits of [`CaptureConfig::verdicts`], and
+/// the most bytes of a packet one capture record carries, those of the
+/// kernel engine (crate wasmfw-uapi). The twins never fault, so
+/// `CAPTURE_FAULT` never matches there.
+pub use wasmfw_uapi::{CAPTURE_DROP, CAPTURE_FAULT, CAPTURE_PASS, CAPTURE_SNAPLEN};
 
 /// `wasmfw_cap_cfg[0]`: all zero (capture off) unless `wasmfw capture` runs.
 #[repr(C)]

@@ -376,6 +376,22 @@ uapi_structs! {
     }
 }
 
+impl Info {
+    /// The attachment's network namespace, as the inode number of
+    /// `/proc/PID/ns/net` (what `ls -iL` and `stat -L` show); `None` when
+    /// the filter is loaded but not attached.
+    pub fn netns_ino(&self) -> Option<u64> {
+        (self.netns_ino != 0).then_some(self.netns_ino)
+    }
+}
+
+impl LogRecord {
+    /// The filter's bytes (UTF-8 by the ABI, not checked by the kernel).
+    pub fn msg(&self) -> &[u8] {
+        &self.msg[..(self.len as usize).min(LOG_MSG_LEN)]
+    }
+}
+
 /// MAPS: one filter's array of [`MapInfo`] to fill, laid out as COUNTERS'.
 pub type Maps = IdList;
 
