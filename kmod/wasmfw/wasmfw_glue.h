@@ -4,10 +4,8 @@
 #define _WASMFW_GLUE_H
 
 #include <linux/types.h>
-#include "wasmfw_uapi.h"
+#include "wasmfw_uapi.h"	/* WASMFW_LINK_*, WASMFW_HOOK_*, limits */
 
-#define WASMFW_LINK_ETHERNET 1
-#define WASMFW_LINK_RAW_IP 2
 /* Bit of wf_run's result: the filter faulted (engine-ffi WF_RUN_FAULT). */
 #define WF_RUN_FAULT 2
 /* Bit of wf_run's result: audit mode passed a drop (engine-ffi WF_RUN_AUDITED). */
