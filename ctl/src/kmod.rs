@@ -158,14 +158,18 @@ impl Device {
         let wasm = std::fs::read(&policy.wasm).with_context(|| policy.wasm.display().to_string())?;
         let config = policy.config_bytes();
         let mut err = vec![0u8; 512];
+        let limits = wasmfw_engine::Limits { audit, ..policy.limits() };
         let mut req = Load {
             wasm: wasm.as_ptr() as u64,
             config: config.as_ptr() as u64,
             wasm_len: wasm.len() as u32,
             config_len: config.len() as u32,
-            fuel: policy.fuel,
-            memory_limit: policy.memory_limit,
-            on_fault: policy.on_fault.abi() as u32,
+            fuel: limits.fuel,
+            memory_limit: limits.memory_limit,
+            on_fault: match limits.on_fault {
+                wasmfw_engine::Verdict::Pass => 0,
+                wasmfw_engine::Verdict::Drop => 1,
+            },
             id: 0,
             name: fixed(&policy.filter),
             policy: fixed(
@@ -178,7 +182,7 @@ impl Device {
             err: err.as_mut_ptr() as u64,
             err_len: err.len() as u32,
             stack_used: 0,
-            flags: if audit { LOAD_AUDIT } else { 0 },
+            flags: if limits.audit { LOAD_AUDIT } else { 0 },
             pad: 0,
         };
         if let Err(e) = self.ioctl(IOC_LOAD, &mut req) {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use wasmfw_engine::{abi, Env, Filter, Instance, Limits, LoadError, Verdict};
+use wasmfw_engine::{abi, Env, Filter, Instance, Limits, LoadError};
 use wasmfw_policy::Policy;
 
 /// Clock and log sink for filters run in userspace.
@@ -42,16 +42,8 @@ pub struct Loaded {
 }
 
 pub fn limits(policy: &Policy) -> Limits {
-    Limits {
-        fuel: policy.fuel,
-        memory_limit: policy.memory_limit,
-        on_fault: match policy.on_fault {
-            wasmfw_policy::Verdict::Pass => Verdict::Pass,
-            wasmfw_policy::Verdict::Drop => Verdict::Drop,
-        },
-        // Replay shows the filter's own verdicts, whatever the policy's mode.
-        audit: false,
-    }
+    // Replay shows the filter's own verdicts, whatever the policy's mode.
+    Limits { audit: false, ..policy.limits() }
 }
 
 /// Reads the policy's module and loads it; errors name the file, and a

@@ -343,6 +343,21 @@ impl Policy {
         Ok(policy)
     }
 
+    /// What the engine applies to this policy's filter (fuel, memory, fault
+    /// verdict, audit mode): the one place a policy becomes engine limits,
+    /// for `wasmfw load` (the kernel's `Load`), replay and the bench.
+    pub fn limits(&self) -> wasmfw_engine::Limits {
+        wasmfw_engine::Limits {
+            fuel: self.fuel,
+            memory_limit: self.memory_limit,
+            on_fault: match self.on_fault {
+                Verdict::Pass => wasmfw_engine::Verdict::Pass,
+                Verdict::Drop => wasmfw_engine::Verdict::Drop,
+            },
+            audit: self.mode == Mode::Audit,
+        }
+    }
+
     /// The parameters in the ABI v1 text encoding (`key=value\n`).
     pub fn config_bytes(&self) -> Vec<u8> {
         let mut out = String::new();
