@@ -477,3 +477,30 @@ pub const CONSTANTS: &[(&str, u64)] = &[
 /// C structs with the layout of another one in [`LAYOUTS`]: (C name, the
 /// one whose layout it has), one per `pub type` alias of a struct ([`Maps`]).
 pub const SAME_LAYOUT: &[(&str, &str)] = &[("maps", "counters")];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the module's `AsBytes`/`FromBytes` impls rely on: every struct is
+    /// 8-byte aligned and its fields cover it with no implicit padding.
+    #[test]
+    fn structs_have_no_hidden_padding() {
+        for s in LAYOUTS {
+            assert_eq!(s.size % 8, 0, "{}", s.c_name);
+            let mut at = 0;
+            for f in s.fields {
+                assert_eq!(f.offset, at, "{}.{}: padding before it", s.c_name, f.name);
+                at += f.size;
+            }
+            assert_eq!(at, s.size, "{}: padding at the end", s.c_name);
+        }
+    }
+
+    #[test]
+    fn constant_names_are_unique() {
+        for (i, (a, _)) in CONSTANTS.iter().enumerate() {
+            assert!(CONSTANTS[i + 1..].iter().all(|(b, _)| a != b), "{a} twice");
+        }
+    }
+}
