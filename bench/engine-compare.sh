@@ -45,7 +45,6 @@ kmod/guest/kernel.sh build uml >/dev/null
 ko_new=$(nice kmod/build-module.sh uml | tail -1)
 stage=$root/target/kmod-stage-uml-$commit; mkdir -p "$stage"
 for f in kmod/wasmfw/*; do [[ $f == */Kbuild ]] || cmp -s "$f" "$stage/$(basename "$f")" || cp "$f" "$stage/"; done
-cmp -s kmod/uapi/src/lib.rs "$stage/wasmfw_uapi.rs" || cp kmod/uapi/src/lib.rs "$stage/wasmfw_uapi.rs"  # as build-module.sh
 engine=$base/engine-uml.o kbuild=$(cat kmod/wasmfw/Kbuild)
 if ! nm "$engine" | grep -q ' T wf_log_ring$'; then
   # An engine from before the log ring (uapi v6): bench/engine-compat.c

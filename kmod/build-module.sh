@@ -8,10 +8,9 @@ arch=${1:?uml|x86}; shift
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
 stage=$root/target/kmod-stage-$arch
 mkdir -p "$stage"
-# Copy only what changed, so Kbuild rebuilds only that.
+# Copy only what changed, so Kbuild rebuilds only that (cp follows the
+# wasmfw_uapi.rs symlink to the wasmfw-uapi crate's file).
 for f in "$here"/wasmfw/*; do cmp -s "$f" "$stage/$(basename "$f")" || cp "$f" "$stage/"; done
-# The ioctl interface (crate wasmfw-uapi), included by wasmfw_main.rs by path.
-cmp -s "$here/uapi/src/lib.rs" "$stage/wasmfw_uapi.rs" || cp "$here/uapi/src/lib.rs" "$stage/wasmfw_uapi.rs"
 eng=$root/target/kmod-engine-$arch.o
 "$here/build-engine.sh" "$arch" "$eng.new" >&2
 cmp -s "$eng.new" "$stage/wasmfw_engine.o_shipped" || cp "$eng.new" "$stage/wasmfw_engine.o_shipped"

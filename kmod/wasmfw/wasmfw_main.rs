@@ -35,8 +35,8 @@ module! {
     license: "GPL",
 }
 
-// kmod/uapi/src/lib.rs (crate wasmfw-uapi), copied beside this file by
-// build-module.sh: Kbuild has no cargo. Its `#![no_std]` is for the crate.
+// The crate wasmfw-uapi's file (wasmfw_uapi.rs is a symlink to
+// kmod/uapi/src/lib.rs): Kbuild has no cargo. Its `#![no_std]` is for the crate.
 #[allow(unused_attributes)]
 #[path = "wasmfw_uapi.rs"]
 mod uapi;
