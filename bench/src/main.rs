@@ -198,8 +198,7 @@ impl Env for BenchEnv {
 fn load_wasm(policy: &Policy) -> Result<Instance> {
     let wasm = std::fs::read(&policy.wasm)
         .with_context(|| format!("{} (build the filters with `cargo xtask build-filters`)", policy.wasm.display()))?;
-    let limits =
-        Limits { fuel: policy.fuel, memory_limit: policy.memory_limit, on_fault: policy.on_fault, audit: false };
+    let limits = Limits { audit: false, ..policy.limits() };
     let (_filter, mut inst) = wasmfw_engine::load(&wasm, limits, &policy.config_bytes(), 1, Arc::new(BenchEnv), 42)
         .map_err(|e| anyhow!("{}: {e}", policy.wasm.display()))?;
     inst.pop().ok_or_else(|| anyhow!("engine returned no instance"))

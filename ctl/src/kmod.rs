@@ -1,5 +1,5 @@
 //! Client of the wasmfw kernel module: the ioctls of /dev/wasmfw, with
-//! the structs the module itself is built with (`kmod/wasmfw/wasmfw_uapi.rs`).
+//! the structs the module itself is built with (crate `wasmfw-uapi`, `kmod/uapi`).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -10,13 +10,12 @@ use wasmfw_policy::Policy;
 
 pub const DEVICE: &str = "/dev/wasmfw";
 
-#[path = "../../kmod/wasmfw/wasmfw_uapi.rs"]
-pub mod uapi;
 use uapi::*;
 pub use uapi::{
     Info, LogRecord, MapInfo, HOOK_NETFILTER, HOOK_XDP, LOAD_AUDIT, LOG_RING_RECORDS, MAP_HASH, MAP_PERCPU_ARRAY,
 };
 pub use uapi::{CAPTURE_DROP, CAPTURE_FAULT, CAPTURE_PASS, CAPTURE_SNAPLEN};
+pub use wasmfw_uapi as uapi;
 
 /// One packet the module recorded (`wasmfw capture`).
 pub struct CaptureRecord {
@@ -34,26 +33,33 @@ pub struct CaptureRecord {
     pub data: Vec<u8>,
 }
 
-impl Info {
-    /// The attachment's network namespace, as the inode number of
-    /// `/proc/PID/ns/net` (what `ls -iL` and `stat -L` show); `None` when
-    /// the filter is loaded but not attached.
-    pub fn netns_ino(&self) -> Option<u64> {
-        (self.netns_ino != 0).then_some(self.netns_ino)
-    }
-    pub fn ifname(&self) -> String {
+/// The text fields of [`Info`] as Strings (a trait: the struct is the
+/// wasmfw-uapi crate's).
+pub trait InfoText {
+    fn ifname(&self) -> String;
+    fn name(&self) -> String;
+    fn policy(&self) -> String;
+}
+
+impl InfoText for Info {
+    fn ifname(&self) -> String {
         cstr(&self.ifname)
     }
-    pub fn name(&self) -> String {
+    fn name(&self) -> String {
         cstr(&self.name)
     }
-    pub fn policy(&self) -> String {
+    fn policy(&self) -> String {
         cstr(&self.policy)
     }
 }
 
-impl MapInfo {
-    pub fn name(&self) -> String {
+/// [`MapInfo`]'s name as a String (a trait: the struct is the wasmfw-uapi crate's).
+pub trait MapInfoText {
+    fn name(&self) -> String;
+}
+
+impl MapInfoText for MapInfo {
+    fn name(&self) -> String {
         cstr(&self.name)
     }
 }
@@ -76,13 +82,6 @@ pub fn uapi_layout_json() -> serde_json::Value {
 
 /// Bytes one MAP_DUMP call asks for.
 const MAP_DUMP_PAGE: usize = 1 << 20;
-
-impl LogRecord {
-    /// The filter's bytes (UTF-8 by the ABI, not checked by the kernel).
-    pub fn msg(&self) -> &[u8] {
-        &self.msg[..(self.len as usize).min(LOG_MSG_LEN)]
-    }
-}
 
 /// What one LOG_READ returned.
 pub struct LogPage {
@@ -163,14 +162,15 @@ impl Device {
         let wasm = std::fs::read(&policy.wasm).with_context(|| policy.wasm.display().to_string())?;
         let config = policy.config_bytes();
         let mut err = vec![0u8; 512];
+        let limits = wasmfw_engine::Limits { audit, ..policy.limits() };
         let mut req = Load {
             wasm: wasm.as_ptr() as u64,
             config: config.as_ptr() as u64,
             wasm_len: wasm.len() as u32,
             config_len: config.len() as u32,
-            fuel: policy.fuel,
-            memory_limit: policy.memory_limit,
-            on_fault: policy.on_fault.abi() as u32,
+            fuel: limits.fuel,
+            memory_limit: limits.memory_limit,
+            on_fault: limits.on_fault.abi() as u32,
             id: 0,
             name: fixed(&policy.filter),
             policy: fixed(
@@ -183,7 +183,7 @@ impl Device {
             err: err.as_mut_ptr() as u64,
             err_len: err.len() as u32,
             stack_used: 0,
-            flags: if audit { LOAD_AUDIT } else { 0 },
+            flags: if limits.audit { LOAD_AUDIT } else { 0 },
             pad: 0,
         };
         if let Err(e) = self.ioctl(IOC_LOAD, &mut req) {

@@ -42,13 +42,8 @@ pub struct Loaded {
 }
 
 pub fn limits(policy: &Policy) -> Limits {
-    Limits {
-        fuel: policy.fuel,
-        memory_limit: policy.memory_limit,
-        on_fault: policy.on_fault,
-        // Replay shows the filter's own verdicts, whatever the policy's mode.
-        audit: false,
-    }
+    // Replay shows the filter's own verdicts, whatever the policy's mode.
+    Limits { audit: false, ..policy.limits() }
 }
 
 /// Reads the policy's module and loads it; errors name the file, and a

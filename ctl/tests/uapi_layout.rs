@@ -1,5 +1,6 @@
-//! The C header `kmod/wasmfw/wasmfw_uapi.h` against the Rust definition
-//! (`kmod/wasmfw/wasmfw_uapi.rs`, as `wasmfw uapi-layout` prints it): a C
+//! The C header `kmod/wasmfw/wasmfw_uapi.h` (written by `cargo xtask uapi`)
+//! against the Rust definition (crate wasmfw-uapi, `kmod/uapi/src/lib.rs`, as
+//! `wasmfw uapi-layout` prints it): a C
 //! program compiled with the header prints every struct's size, every
 //! field's offset and size, and every constant; each must equal Rust's.
 

@@ -4,7 +4,7 @@
 # check (run.sh: kernel-log-clean) is part of the verdict: no oops, BUG,
 # WARNING, KASAN, lockdep, soft-lockup or RCU-stall line.
 #   1. cost of fuel: ns per fuel unit of a looping filter (test-run), so the
-#      WASMFW_MAX_FUEL ceiling (wasmfw_uapi.h) stands for a known time;
+#      WASMFW_MAX_FUEL ceiling (kmod/uapi) stands for a known time;
 #      a load above the ceiling is refused with a message.
 #   2. churn: WASMFW_ADV_CYCLES (default 40) cycles of insmod / load a
 #      slow filter (loop.wasm at the maximum fuel) / replace / detach /
@@ -37,8 +37,7 @@ test_adversarial() {
   tr='' bg=()
   # Background processes hold /dev/wasmfw open or flood: never leave them.
   trap 'kill -KILL $tr "${bg[@]}" 2>/dev/null || true; cleanup' EXIT
-MAXFUEL=$(sed -n 's/^#define WASMFW_MAX_FUEL \([0-9]*\).*/\1/p' "$REPO/kmod/wasmfw/wasmfw_uapi.h")
-  [[ -n $MAXFUEL ]] || fail "WASMFW_MAX_FUEL not found in wasmfw_uapi.h"
+  MAXFUEL=$($IO const WASMFW_MAX_FUEL) || fail "WASMFW_MAX_FUEL: not in wasmfw uapi-layout"
   D=$(mktemp -d)
   pol() { printf 'filter = "%s"\nfuel = %s\nmemory_limit = 131072\non_fault = "%s"\n' "$TF/$1.wasm" "$2" "$3" > "$D/$1-$2-$3.toml"; echo "$D/$1-$2-$3.toml"; }
   # An IPv4/ICMP echo request, raw IP (link 2), for test-run.

@@ -3,6 +3,7 @@
 CLI's own checks, so the module's own answers are what gets tested.
 
     wfioctl.py load FILE.wasm [fuel] [on_fault]  "id <n> stack <bytes>" or "errno <e> <err text>"
+    wfioctl.py const NAME                 a constant of the interface (WASMFW_MAX_FUEL): its value
     wfioctl.py unload ID
     wfioctl.py attach ID HOOK IFNAME      HOOK 1 netfilter, 2 xdp (the module's slot only,
                                           no xdp-bridge program): "attached" or "errno <e>"
@@ -26,7 +27,7 @@ import collections, ctypes, fcntl, json, os, random, struct, subprocess, sys, ti
 
 class Uapi:
     """The module interface as the wasmfw binary was built with it (the one
-    Rust definition, kmod/wasmfw/wasmfw_uapi.rs): struct layouts, constants
+    Rust definition, crate wasmfw-uapi in kmod/uapi): struct layouts, constants
     and ioctl numbers from `wasmfw uapi-layout`, so no layout is copied here."""
     def __init__(self):
         here = os.path.dirname(os.path.abspath(__file__))
@@ -116,8 +117,11 @@ def map_dump(fd, fid, name, cap):
             return pages, total
 
 def main():
-    fd = os.open("/dev/wasmfw", os.O_RDWR)
     cmd, a = sys.argv[1], sys.argv[2:]
+    if cmd == "const":
+        print(U.const[a[0]])
+        return
+    fd = os.open("/dev/wasmfw", os.O_RDWR)
     if cmd == "load":
         fid, x, err = load(fd, open(a[0], "rb").read(), int(a[1]) if len(a) > 1 else 20000,
                            int(a[2]) if len(a) > 2 else 0)

@@ -41,6 +41,9 @@ module! {
     license: "GPL",
 }
 
+// The crate wasmfw-uapi's file (wasmfw_uapi.rs is a symlink to
+// kmod/uapi/src/lib.rs): Kbuild has no cargo. Its `#![no_std]` is for the crate.
+#[allow(unused_attributes)]
 #[path = "wasmfw_uapi.rs"]
 mod uapi;
 use uapi::*;

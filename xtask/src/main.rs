@@ -13,6 +13,7 @@ mod lint;
 mod spec;
 mod test;
 mod testfilters;
+mod uapi;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -90,6 +91,8 @@ enum Cmd {
         #[arg(long)]
         fix: bool,
     },
+    /// Write kmod/wasmfw/wasmfw_uapi.h from the Rust definition (kmod/uapi/src/lib.rs).
+    Uapi,
     /// Run every test (what .ci/run runs).
     Test {
         /// Skip the guest kernel tests.
@@ -115,6 +118,7 @@ fn main() -> Result<()> {
         Cmd::Bench { quick, no_guest } => bench::run_all(&bench::Options { quick, no_guest }),
         Cmd::Lint { fix: true } => lint::fmt_fix(),
         Cmd::Lint { fix: false } => lint::run_all(),
+        Cmd::Uapi => uapi::run(),
         Cmd::Test { no_guest } => test::run_all(&test::Options { no_guest }),
     }
 }

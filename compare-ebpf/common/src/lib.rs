@@ -4,8 +4,6 @@
 //! no padding holes.
 #![no_std]
 
-use wasmfw_abi::Verdict;
-
 /// Key data of the address LPM tries (`icmp_from`, `icmp_to`, `allow`):
 /// the 16-byte address, IPv4 mapped to `::ffff:a.b.c.d` with prefix length
 /// `96 + len`, exactly as the Wasm twins' `Cidr` compares (so `::/0` also
@@ -145,15 +143,11 @@ pub const ICMP_COUNTERS: [&str; 1] = ["echo_dropped"];
 pub const L4_COUNTERS: [&str; 4] = ["allowed", "blocked_port", "syn_limited", "udp_limited"];
 pub const DNS_COUNTERS: [&str; 2] = ["blocked", "malformed"];
 
-/// `wasmfw capture` on a twin: bits of [`CaptureConfig::verdicts`], the
-/// kernel engine's (derived from the verdict in `filters/abi`). The twins
-/// never fault, so `CAPTURE_FAULT` never matches there.
-pub const CAPTURE_PASS: u32 = Verdict::Pass.capture_bit();
-pub const CAPTURE_DROP: u32 = Verdict::Drop.capture_bit();
-pub const CAPTURE_FAULT: u32 = wasmfw_abi::CAPTURE_FAULT_BIT;
-/// Most bytes of a packet one capture record carries (as the kernel
-/// engine's WASMFW_CAPTURE_SNAPLEN).
-pub const CAPTURE_SNAPLEN: u32 = 2048;
+/// `wasmfw capture` on a twin: bits of [`CaptureConfig::verdicts`], and
+/// the most bytes of a packet one capture record carries, those of the
+/// kernel engine (crate wasmfw-uapi). The twins never fault, so
+/// `CAPTURE_FAULT` never matches there.
+pub use wasmfw_uapi::{CAPTURE_DROP, CAPTURE_FAULT, CAPTURE_PASS, CAPTURE_SNAPLEN};
 
 /// `wasmfw_cap_cfg[0]`: all zero (capture off) unless `wasmfw capture` runs.
 #[repr(C)]

@@ -94,10 +94,9 @@ pub struct Policy {
 
 pub const DEFAULT_FUEL: u64 = 100_000;
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 20;
-#[path = "../../../kmod/wasmfw/wasmfw_uapi.rs"]
-mod uapi;
+use wasmfw_uapi as uapi;
 /// The kernel's ceiling (`WASMFW_MAX_FUEL`, about 2 ms of one CPU per
-/// packet: kmod/wasmfw/wasmfw_uapi.h), so `check` refuses what `load` would.
+/// packet: crate wasmfw-uapi), so `check` refuses what `load` would.
 pub const MAX_FUEL: u64 = uapi::MAX_FUEL;
 pub const MAX_MEMORY_LIMIT: u64 = uapi::MAX_MEMORY_LIMIT;
 const WASM_PAGE: u64 = 65_536;
@@ -335,6 +334,18 @@ impl Policy {
             ));
         }
         Ok(policy)
+    }
+
+    /// What the engine applies to this policy's filter (fuel, memory, fault
+    /// verdict, audit mode): the one place a policy becomes engine limits,
+    /// for `wasmfw load` (the kernel's `Load`), replay and the bench.
+    pub fn limits(&self) -> wasmfw_engine::Limits {
+        wasmfw_engine::Limits {
+            fuel: self.fuel,
+            memory_limit: self.memory_limit,
+            on_fault: self.on_fault,
+            audit: self.mode == Mode::Audit,
+        }
     }
 
     /// The parameters in the ABI v1 text encoding (`key=value\n`).

@@ -16,7 +16,7 @@ use crate::backend::{
     LoadRequest, LogLine, LogSink, MapDesc, MapEntry, Maps, Prepared, Report, CAPTURE_POLL_INTERVAL,
     LOG_FOLLOW_INTERVAL,
 };
-use crate::kmod::{self, Device, Info, MapInfo};
+use crate::kmod::{self, Device, Info, InfoText as _, MapInfo, MapInfoText as _};
 use crate::netns;
 use crate::records::Entry;
 use crate::replay::Packet;

@@ -11,10 +11,12 @@
  */
 #ifdef __KERNEL__
 #include <linux/types.h>
+#include "wasmfw_uapi.h"
 #else
 #include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
+#include "wasmfw_uapi.h"
 #ifndef __noreturn
 #define __noreturn __attribute__((__noreturn__))
 #endif
@@ -35,20 +37,8 @@ struct wf_load_args {
 	__u32 pad;
 };
 
-/* One counter (the layout of struct wasmfw_counter in wasmfw_uapi.h). */
-struct wf_counter {
-	__u8 name[32];
-	__u64 value;
-};
-
-/* One map (the layout of struct wasmfw_map_info in wasmfw_uapi.h). */
-struct wf_map_info {
-	__u8 name[32];
-	__u32 kind;		/* 1 hash, 2 per-CPU array */
-	__u32 key_size;
-	__u32 value_size;
-	__u32 max_entries;
-};
+/* wf_counters and wf_maps write the interface's own records (struct
+ * wasmfw_counter, struct wasmfw_map_info of wasmfw_uapi.h). */
 
 /* wf_run's result is a RunResult (filters/abi/src/verdict.rs): decode it
  * with wasmfw_verdict.h (WF_RUN_*, wf_run_drops()). */
@@ -66,8 +56,8 @@ struct wf_filter *wf_load(const __u8 *wasm, size_t wasm_len, const __u8 *cfg, si
 			  const struct wf_load_args *args, char *err, size_t err_cap, int *error);
 int wf_run(const struct wf_filter *f, __u32 slot, const __u8 *pkt, size_t len, int link);
 void wf_free(struct wf_filter *f);
-size_t wf_counters(const struct wf_filter *f, struct wf_counter *out, size_t cap);
-size_t wf_maps(const struct wf_filter *f, struct wf_map_info *out, size_t cap);
+size_t wf_counters(const struct wf_filter *f, struct wasmfw_counter *out, size_t cap);
+size_t wf_maps(const struct wf_filter *f, struct wasmfw_map_info *out, size_t cap);
 int wf_map_update(const struct wf_filter *f, const char *name, const __u8 *key, size_t key_len,
 		  const __u8 *value, size_t value_len);
 int wf_map_delete(const struct wf_filter *f, const char *name, const __u8 *key, size_t key_len);

@@ -23,23 +23,9 @@ pub struct WfLoadArgs {
     pub pad: u32,
 }
 
-/// One counter, as the module reports it to userspace (`struct wf_counter`).
-#[repr(C)]
-pub struct WfCounter {
-    pub name: [u8; 32],
-    pub value: u64,
-}
-
-/// One map, as declared by the filter (`struct wf_map_info`).
-#[repr(C)]
-pub struct WfMapInfo {
-    pub name: [u8; 32],
-    /// 1 hash, 2 per-CPU array.
-    pub kind: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-}
+// The counter and map records wf_counters/wf_maps write are the ioctl
+// interface's own structs (wasmfw-uapi's `Counter` and `MapInfo`), which
+// the module copies out as they are: not redefined here.
 
 /// wf_load's error code (`*error`): loaded.
 pub const WF_LOAD_OK: c_int = 0;

@@ -20,10 +20,12 @@ use alloc::sync::Arc;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void};
+use core::mem::{offset_of, size_of};
 
 use wasmfw_engine::abi::RunResult;
 use wasmfw_engine::lock::{Ctx, HostLock};
 use wasmfw_engine::{Env, Filter, Instance, Limits, Verdict};
+use wasmfw_uapi as uapi;
 
 extern "C" {
     fn wasmfw_host_alloc(size: usize, align: usize) -> *mut u8;
@@ -303,6 +305,10 @@ pub unsafe extern "C" fn wf_free(f: *mut WfFilter) {
     }
 }
 
+/// One counter, as the module reports it to userspace: the interface's own
+/// struct (`struct wasmfw_counter`), so the module copies it out as it is.
+pub type WfCounter = uapi::Counter;
+
 /// Writes up to `cap` counters (builtin ones first); returns how many exist.
 ///
 /// # Safety
@@ -314,8 +320,8 @@ pub unsafe extern "C" fn wf_counters(f: *const WfFilter, out: *mut WfCounter, ca
     let mut n = 0;
     f.filter.counters(|name, value| {
         if n < cap {
-            let mut c = WfCounter { name: [0; 32], value };
-            let len = name.len().min(31);
+            let mut c = WfCounter { name: [0; uapi::NAME_LEN], value };
+            let len = name.len().min(uapi::NAME_LEN - 1);
             c.name[..len].copy_from_slice(&name.as_bytes()[..len]);
             // SAFETY: n < cap.
             unsafe { out.add(n).write(c) };
@@ -325,7 +331,7 @@ pub unsafe extern "C" fn wf_counters(f: *const WfFilter, out: *mut WfCounter, ca
     // SAFETY: the filter's live ring.
     let dropped = unsafe { wasmfw_host_logring_dropped(f.log) };
     if n < cap {
-        let mut c = WfCounter { name: [0; 32], value: dropped };
+        let mut c = WfCounter { name: [0; uapi::NAME_LEN], value: dropped };
         c.name[..LOG_DROPPED.len()].copy_from_slice(LOG_DROPPED.as_bytes());
         // SAFETY: n < cap.
         unsafe { out.add(n).write(c) };
@@ -346,6 +352,17 @@ pub unsafe extern "C" fn wf_log_ring(f: *const WfFilter) -> *mut c_void {
     unsafe { (*f).log }
 }
 
+/// One map, as declared by the filter (`struct wasmfw_map_info`).
+pub type WfMapInfo = uapi::MapInfo;
+
+// The records the module reads as `struct wasmfw_counter` and `struct
+// wasmfw_map_info`: the layout the C header and `wasmfw` have.
+const _: () = {
+    assert!(size_of::<WfCounter>() == 40 && offset_of!(WfCounter, value) == uapi::NAME_LEN);
+    assert!(size_of::<WfMapInfo>() == 48 && offset_of!(WfMapInfo, kind) == uapi::NAME_LEN);
+    assert!(offset_of!(WfMapInfo, max_entries) == 44);
+};
+
 /// Writes up to `cap` map descriptions; returns how many maps exist.
 ///
 /// # Safety
@@ -358,17 +375,17 @@ pub unsafe extern "C" fn wf_maps(f: *const WfFilter, out: *mut WfMapInfo, cap: u
     f.filter.maps(|m| {
         if n < cap {
             let mut info = WfMapInfo {
-                name: [0; 32],
+                name: [0; uapi::NAME_LEN],
                 kind: match m.kind {
-                    wasmfw_engine::MapKind::Hash => 1,
-                    wasmfw_engine::MapKind::PerCpuArray => 2,
+                    wasmfw_engine::MapKind::Hash => uapi::MAP_HASH,
+                    wasmfw_engine::MapKind::PerCpuArray => uapi::MAP_PERCPU_ARRAY,
                 },
                 key_size: m.key_size as u32,
                 value_size: m.value_size as u32,
                 max_entries: m.max_entries,
             };
             let name = m.name.as_str().as_bytes();
-            let len = name.len().min(31);
+            let len = name.len().min(uapi::NAME_LEN - 1);
             info.name[..len].copy_from_slice(&name[..len]);
             // SAFETY: n < cap.
             unsafe { out.add(n).write(info) };

@@ -57,20 +57,6 @@ fn c_header_matches_the_rust_definition() {
             field!(WfLoadArgs, a, pad),
         ],
     );
-    let c = WfCounter { name: [0; 32], value: 0 };
-    facts.structure("wf_counter", size_of::<WfCounter>(), &[field!(WfCounter, c, name), field!(WfCounter, c, value)]);
-    let m = WfMapInfo { name: [0; 32], kind: 0, key_size: 0, value_size: 0, max_entries: 0 };
-    facts.structure(
-        "wf_map_info",
-        size_of::<WfMapInfo>(),
-        &[
-            field!(WfMapInfo, m, name),
-            field!(WfMapInfo, m, kind),
-            field!(WfMapInfo, m, key_size),
-            field!(WfMapInfo, m, value_size),
-            field!(WfMapInfo, m, max_entries),
-        ],
-    );
     for (name, v) in CONSTANTS {
         facts.rust.push(format!("const {name} {v}"));
         facts.c.push_str(&format!("printf(\"const {name} %lld\\n\", (long long)({name}));\n"));
@@ -85,10 +71,14 @@ fn c_header_matches_the_rust_definition() {
     );
     std::fs::write(&src, program).unwrap();
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine-ffi/include");
+    // wasmfw_engine.h includes the interface's header for the records it shares.
+    let uapi_include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasmfw");
     // The header includes <linux/types.h> (linux-libc-dev).
     let cc = Command::new("cc")
         .args(["-Wall", "-Werror", "-I"])
         .arg(&include)
+        .arg("-I")
+        .arg(&uapi_include)
         .arg(&src)
         .arg("-o")
         .arg(&bin)

@@ -1,0 +1,1 @@
+../../../filters/abi/src/verdict.rs
