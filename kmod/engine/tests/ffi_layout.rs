@@ -90,5 +90,7 @@ fn c_header_matches_the_rust_definition() {
     let diff: Vec<_> = facts.rust.iter().zip(&c_lines).filter(|(r, c)| r != c).collect();
     assert_eq!(facts.rust.len(), c_lines.len());
     assert!(diff.is_empty(), "Rust vs C:\n{diff:#?}");
-    assert!(facts.rust.len() > 20, "only {} facts compared", facts.rust.len());
+    // wf_load_args (9 facts) and the 6 constants: the shared counter and map
+    // records are the uapi's structs, checked by ctl/tests/uapi_layout.rs.
+    assert!(facts.rust.len() >= 15, "only {} facts compared", facts.rust.len());
 }
