@@ -136,12 +136,17 @@ while True:
     c, _ = s.accept(); c.sendall(b"hello\n"); c.close()
 ' "$1" "$2" >/dev/null &
   LISTENER_PIDS+=("$!")
+  wait_listening "$2" || fail "listener on $1:$2 did not come up"
+}
+# wait_listening <port>: until something in wfb listens on TCP <port> (a
+# fixed sleep loses the race when an exec takes seconds, as under TCG).
+wait_listening() {
   local i
   for i in $(seq 50); do
-    B ss -ltn 2>/dev/null | grep -q ":$2 " && return 0
+    B ss -ltn 2>/dev/null | grep -q ":$1 " && return 0
     sleep 0.1
   done
-  fail "listener on $1:$2 did not come up"
+  return 1
 }
 LISTENER_PIDS=()
 stop_listeners() { local p; for p in "${LISTENER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; LISTENER_PIDS=(); }

@@ -27,7 +27,7 @@ test_xdp() {
   }
   tcp_ok() { # tcp_ok <port> [source]: a connection from wfa to 10.0.0.2:<port> gets "ok"
     B python3 -c 'import socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("10.0.0.2",int(sys.argv[1])));s.listen();s.settimeout(5);c,_=s.accept();c.send(b"ok")' "$1" &
-    sleep 0.5
+    wait_listening "$1" || { wait; return 1; }
     A python3 -c 'import socket,sys;s=socket.create_connection(("10.0.0.2",int(sys.argv[1])),timeout=3,source_address=(sys.argv[2],0));assert s.recv(2)==b"ok"' "$1" "${2:-}" 2>/dev/null
     local rc=$?
     wait
