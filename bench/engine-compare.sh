@@ -44,10 +44,8 @@ echo "engine-compare: modules (current sources; engine now / engine of $commit)"
 kmod/guest/kernel.sh build uml >/dev/null
 ko_new=$(nice kmod/build-module.sh uml | tail -1)
 stage=$root/target/kmod-stage-uml-$commit; mkdir -p "$stage"
+# kmod/wasmfw holds links to the uapi crate, the engine's C ABI and the verdict: cp follows them.
 for f in kmod/wasmfw/*; do [[ $f == */Kbuild ]] || cmp -s "$f" "$stage/$(basename "$f")" || cp "$f" "$stage/"; done
-# The engine's C ABI, as kmod/build-module.sh stages it.
-cmp -s kmod/engine-ffi/include/wasmfw_engine.h "$stage/wasmfw_engine.h" || cp kmod/engine-ffi/include/wasmfw_engine.h "$stage/"
-cmp -s kmod/engine-ffi/src/abi.rs "$stage/wasmfw_engine_abi.rs" || cp kmod/engine-ffi/src/abi.rs "$stage/wasmfw_engine_abi.rs"
 engine=$base/engine-uml.o kbuild=$(cat kmod/wasmfw/Kbuild)
 if ! nm "$engine" | grep -q ' T wf_log_ring$'; then
   # An engine from before the log ring (uapi v6): bench/engine-compat.c
