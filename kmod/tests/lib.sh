@@ -40,6 +40,25 @@ figure() { echo "$WASMFW_GUEST $T $1 $2" >> "$FIG"; say "figure: $1 = $2"; }
 now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc; }
 
+# Long loops run until a time budget, not a count a slow host cannot finish:
+#   cycles_start <at most> <budget secs> <at least>
+#   while cycle_next; do ... "$CYC_I" ...; done
+#   cycles_done <figure name> [what a cycle is]
+# cycles_done prints how many cycles ran in how long (a figure) and fails if
+# fewer than <at least> (or <at most>, if smaller) fitted in the budget.
+# The first cycle always runs.
+cycles_start() { CYC_MAX=$1 CYC_BUDGET=$2 CYC_MIN=$(($3 < $1 ? $3 : $1)) CYC_I=0 CYC_T0=$(now); }
+cycle_next() {
+  ((CYC_I < CYC_MAX)) || return 1
+  ((CYC_I == 0)) || [[ $(echo "$(elapsed "$CYC_T0") < $CYC_BUDGET" | bc) == 1 ]] || return 1
+  CYC_I=$((CYC_I + 1))
+}
+cycles_done() {
+  CYC_SECS=$(elapsed "$CYC_T0")
+  figure "$1" "$CYC_I in ${CYC_SECS}s (budget ${CYC_BUDGET}s, at most $CYC_MAX, at least $CYC_MIN)${2:+; $2}"
+  ((CYC_I >= CYC_MIN)) || fail "$1: only $CYC_I cycle(s) fitted in the ${CYC_BUDGET}s budget (at least $CYC_MIN)"
+}
+
 ensure_module() { grep -q '^wasmfw ' /proc/modules || insmod "$KO"; }
 
 # The kernel log, captured (`dmesg | grep -q` trips pipefail with SIGPIPE).

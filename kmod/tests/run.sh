@@ -105,13 +105,13 @@ for a in "${archs[@]}"; do
     if "$G/kernel.sh" path "$a" --debug >/dev/null 2>&1; then
       # The adversarial suite (issue 9) belongs in the KASAN + lockdep guests.
       if [[ $a == uml ]]; then
-        plan+=("uml --debug|icmp,stress,lifetime,adversarial,kmemleak|WASMFW_CYCLES=${CYCLES:-100} WASMFW_ADV_CYCLES=${CYCLES:-100} WASMFW_TEST_TIMEOUT=1800|3000")
+        plan+=("uml --debug|icmp,stress,lifetime,adversarial,kmemleak|WASMFW_CYCLES=${CYCLES:-100} WASMFW_ADV_CYCLES=${CYCLES:-100} WASMFW_CYCLE_SECS=300 WASMFW_ADV_SECS=300 WASMFW_TEST_TIMEOUT=1800|3000")
       else
         # KASAN under TCG: ~16 s a stress cycle, ~56 s a churn cycle (2 vCPUs,
         # the only guest where a hook and a detach really race); 10 + 10 keep
         # a fresh-machine `cargo xtask test` inside CI's 90 minutes. The
         # hundreds of cycles run in UML (stress 100, churn 40; uml --debug 100).
-        plan+=("x86 --debug|stress,lifetime,adversarial,kmemleak|WASMFW_CYCLES=${CYCLES:-10} WASMFW_ADV_CYCLES=${CYCLES:-10} WASMFW_ADV_FUZZ=5000 WASMFW_ADV_FAULT_STRIDE=20 WASMFW_TEST_TIMEOUT=1500|1800")
+        plan+=("x86 --debug|stress,lifetime,adversarial,kmemleak|WASMFW_CYCLES=${CYCLES:-10} WASMFW_ADV_CYCLES=${CYCLES:-10} WASMFW_CYCLE_SECS=300 WASMFW_MIN_CYCLES=3 WASMFW_ADV_SECS=400 WASMFW_ADV_MIN_CYCLES=3 WASMFW_ADV_FUZZ=5000 WASMFW_ADV_FAULT_STRIDE=20 WASMFW_TEST_TIMEOUT=1500|1800")
       fi
     else
       say "no $a --debug kernel built (kmod/guest/kernel.sh build $a --debug): KASAN/lockdep not run on $a"

@@ -6,7 +6,8 @@
 #   1. cost of fuel: ns per fuel unit of a looping filter (test-run), so the
 #      WASMFW_MAX_FUEL ceiling (kmod/uapi) stands for a known time;
 #      a load above the ceiling is refused with a message.
-#   2. churn: WASMFW_ADV_CYCLES (default 40) cycles of insmod / load a
+#   2. churn: cycles (until WASMFW_ADV_SECS, 180 s, or WASMFW_ADV_CYCLES,
+#      40; at least WASMFW_ADV_MIN_CYCLES, 5) of insmod / load a
 #      slow filter (loop.wasm at the maximum fuel) / replace / detach /
 #      unload / rmmod (every 4th with the filter attached) under a flood
 #      from several sources (ping -f v4 and v6, UDP, SYNs).
@@ -18,9 +19,10 @@
 #      16,384-entry map dumps page by page, every byte.
 #   5. test-run of 10^8 runs at the maximum fuel: other ioctls answer
 #      meanwhile, and SIGTERM ends it within 3 s.
-#   6. malformed ioctls: WASMFW_ADV_FUZZ (20000) random requests: errors
+#   6. malformed ioctls: WASMFW_ADV_FUZZ (20000) random requests (or as
+#      many as fit in WASMFW_ADV_STEP_SECS, 90 s, at least a tenth): errors
 #      only, the module still works afterwards.
-#   7. WASMFW_ADV_MUTANTS (2000) byte-level mutants of the shipped and
+#   7. WASMFW_ADV_MUTANTS (2000, or as many as fit in 90 s) byte-level mutants of the shipped and
 #      test filters (seeded): each refused with an errno, or loaded and run
 #      on three packets (contained: a verdict); none hurts the kernel.
 #   8. allocation failures during a load (the allocator hook fails the Nth
@@ -30,9 +32,10 @@
 # shellcheck disable=SC2034 # declarations, read by the runner (lib.sh)
 TEST_SENDER_ADDRS=10.0.0.3/24
 test_adversarial() {
-  CYC=${WASMFW_ADV_CYCLES:-40}
   MAPSECS=${WASMFW_ADV_MAP_SECS:-30}
   FUZZ=${WASMFW_ADV_FUZZ:-20000}
+  # Parts 6 and 7 stop at their count or after STEP_SECS, at least a tenth done.
+  STEP_SECS=${WASMFW_ADV_STEP_SECS:-90}
   P=/sys/module/wasmfw/parameters
   tr='' bg=()
   # Background processes hold /dev/wasmfw open or flood: never leave them.
@@ -85,8 +88,9 @@ test_adversarial() {
   ip netns exec wfa hping3 -q -S -p 80 -a 10.0.0.3 -i $gap 10.0.0.2 >/dev/null 2>&1 & bg+=($!)
   stop_bg() { kill -INT "${bg[@]}" 2>/dev/null || true; wait "${bg[@]}" 2>/dev/null || true; bg=(); }
   pa0=$(cat $P/packet_allocs)
-  t0=$(now)
-  for i in $(seq 1 "$CYC"); do
+  cycles_start "${WASMFW_ADV_CYCLES:-40}" "${WASMFW_ADV_SECS:-180}" "${WASMFW_ADV_MIN_CYCLES:-5}"
+  while cycle_next; do
+    i=$CYC_I
     grep -q '^wasmfw ' /proc/modules || insmod "$KO"
     wf load "$slow" --iface vb --hook netfilter >/dev/null 2>&1 || fail "cycle $i: load the slow filter"
     sleep 0.2
@@ -104,9 +108,8 @@ test_adversarial() {
       for id in $($IO list | awk '{print $2}'); do $IO unload "$id" >/dev/null; done
       if ((i % 2 == 0)); then rmmod wasmfw || fail "cycle $i: rmmod"; fi
     fi
-    if ((i % 10 == 0)); then say "$i cycles, $(elapsed "$t0")s"; fi
+    if ((i % 10 == 0)); then say "$i cycles, $(elapsed "$CYC_T0")s"; fi
   done
-  secs=$(elapsed "$t0")
   grep -q '^wasmfw ' /proc/modules || insmod "$KO"
   # 3. The module parameter survives only while loaded: measure one more
   # slow+trap period on this insmod.
@@ -120,7 +123,7 @@ test_adversarial() {
   wf unload --iface vb >/dev/null
   stop_bg
   grep -h 'packets transmitted' "$D"/p4 "$D"/p6 | sed 's/^/    flood: /' || true
-  figure churn_cycles "$CYC in ${secs}s (slow filter at fuel $MAXFUEL, 4 flood sources)"
+  cycles_done churn_cycles "slow filter at fuel $MAXFUEL, 4 flood sources"
   pa=$(cat $P/packet_allocs); pp=$(cat $P/packet_pool_allocs)
   expect_ge "$faults" 1 "traps on the packet path (oob.wasm)"
   expect_eq "$((pa - pa0))" 0 "heap allocations on the packet path (packet_allocs)"
@@ -150,9 +153,10 @@ test_adversarial() {
   wf unload --iface vb >/dev/null
 
   # --- 6. malformed ioctls -----------------------------------------------------------------
-  out=$($IO fuzz "$FUZZ" 7) || fail "fuzz: $out"
+  out=$(WFIOCTL_SECS=$STEP_SECS $IO fuzz "$FUZZ" 7) || fail "fuzz: $out"
   say "malformed ioctls: $out"
-  figure malformed_ioctls "$out"
+  figure malformed_ioctls "$out (at most $FUZZ, ${STEP_SECS}s)"
+  read -r _ n _ <<< "$out"; expect_ge "$n" "$((FUZZ / 10))" "malformed ioctls sent in ${STEP_SECS}s"
   for id in $($IO list | awk '{print $2}'); do $IO detach vb >/dev/null 2>&1; $IO unload "$id" >/dev/null 2>&1 || true; done
   load policies/icmp.toml
   read -r _ r < <(ping4 3)
@@ -160,11 +164,13 @@ test_adversarial() {
   unload
 
   # --- 7. mutated modules ------------------------------------------------------------------------
-  out=$($IO mutload "${WASMFW_ADV_MUTANTS:-2000}" 9 "$REPO"/target/filters/{icmp_drop,l4_dos,dns_block}.wasm "$TF"/{ok,loop,oob}.wasm) \
+  MUTANTS=${WASMFW_ADV_MUTANTS:-2000}
+  out=$(WFIOCTL_SECS=$STEP_SECS $IO mutload "$MUTANTS" 9 "$REPO"/target/filters/{icmp_drop,l4_dos,dns_block}.wasm "$TF"/{ok,loop,oob}.wasm) \
     || fail "mutated modules: $out"
   say "mutated modules: $out"
-  figure mutated_modules "$out"
-  [[ $out == "mutants ${WASMFW_ADV_MUTANTS:-2000} "* ]] || fail "mutated modules: $out"
+  figure mutated_modules "$out (at most $MUTANTS, ${STEP_SECS}s)"
+  [[ $out == "mutants "* ]] || fail "mutated modules: $out"
+  read -r _ n _ <<< "$out"; expect_ge "$n" "$((MUTANTS / 10))" "mutated modules tried in ${STEP_SECS}s"
   [[ -z $($IO list) ]] || fail "filters left after the mutants: $($IO list)"
 
   # --- 8. allocation failures during loads -----------------------------------------------------

@@ -1,12 +1,12 @@
 #!/bin/bash
-# WASMFW_CYCLES (default 100) cycles of insmod / load+attach / traffic /
-# unload / rmmod while a ping flood runs through the hooked interface; every
+# Cycles of insmod / load+attach / traffic / unload / rmmod while a ping
+# flood runs through the hooked interface, until WASMFW_CYCLE_SECS (180 s)
+# or WASMFW_CYCLES (100) cycles, failing below WASMFW_MIN_CYCLES (10); every
 # 10th cycle rmmods with the filter still attached (module teardown path).
 # Each cycle inserts the module itself.
 # shellcheck disable=SC2034 # declarations, read by the runner (lib.sh)
 TEST_MODULE=none
 test_stress() {
-  C=${WASMFW_CYCLES:-100}
   D=$(mktemp -d)
   printf 'filter = "%s"\nfuel = 20000\nmemory_limit = 131072\non_fault = "pass"\n' "$TF/loop.wasm" > "$D/loop-pass.toml"
   printf 'filter = "%s"\nfuel = 20000\nmemory_limit = 131072\non_fault = "pass"\n' "$TF/oob.wasm" > "$D/oob-pass.toml"
@@ -18,8 +18,9 @@ test_stress() {
   slab0=$(awk '/^Slab:/{print $2}' /proc/meminfo)
   ip netns exec wfa ping "${bgargs[@]}" -q -w 900 10.0.0.2 > "$WASMFW_SCRATCH/bg-ping4.txt" 2>&1 & bg1=$!
   ip netns exec wfa ping -6 "${bgargs[@]}" -q -w 900 fd00::2 > "$WASMFW_SCRATCH/bg-ping6.txt" 2>&1 & bg2=$!
-  t0=$(now)
-  for i in $(seq 1 "$C"); do
+  cycles_start "${WASMFW_CYCLES:-100}" "${WASMFW_CYCLE_SECS:-180}" "${WASMFW_MIN_CYCLES:-10}"
+  while cycle_next; do
+    i=$CYC_I
     insmod "$KO"
     k=$((i % ${#pols[@]}))
     out=$(wf load "${pols[$k]}" --iface vb --hook netfilter 2>&1) || fail "cycle $i: load ${pols[$k]}: $out"
@@ -37,15 +38,14 @@ test_stress() {
       wf unload --iface vb >/dev/null || fail "cycle $i: unload"
       rmmod wasmfw || fail "cycle $i: rmmod"
     fi
-    if ((i % 25 == 0)); then say "$i cycles, $(elapsed "$t0")s"; fi
+    if ((i % 25 == 0)); then say "$i cycles, $(elapsed "$CYC_T0")s"; fi
   done
-  secs=$(elapsed "$t0")
   kill -INT $bg1 $bg2 2>/dev/null || true   # ping prints its statistics on SIGINT
   wait $bg1 $bg2 2>/dev/null || true
   grep -h 'packets transmitted' "$WASMFW_SCRATCH"/bg-ping*.txt | sed 's/^/    background: /' || fail "background floods printed no statistics"
   slab1=$(awk '/^Slab:/{print $2}' /proc/meminfo)
-  say "$C cycles in ${secs}s with background floods; Slab ${slab0} kB -> ${slab1} kB"
-  figure "stress_cycles" "$C in ${secs}s"
+  say "Slab ${slab0} kB -> ${slab1} kB over the cycles"
+  cycles_done stress_cycles "with background floods"
   A ping -c 1 -W 2 10.0.0.2 >/dev/null || fail "no connectivity after the cycles"
   insmod "$KO"
 }
