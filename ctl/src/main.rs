@@ -35,6 +35,11 @@ use args::{Cli, Cmd, HookArg};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A closed pipe (`wasmfw map list | grep -q x`) ends the output as it
+    // ends any Unix tool's, by SIGPIPE, not by println!'s panic ("failed
+    // printing to stdout"), which Rust's runtime provokes by ignoring it.
+    // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // Whether errors are JSON is known before parsing, so that a command
     // line clap refuses is reported in the asked-for form too.
     let json_asked = std::env::args().any(|a| a == "--json" || a == "-j");

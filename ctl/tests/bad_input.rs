@@ -188,3 +188,17 @@ fn memory_cannot_grow_past_the_limit() {
     let e = check(&write(d.path(), "p2.toml", b"filter = \"f.wasm\"\nmemory_limit = 131072\n"));
     assert!(e.contains("initial memory of 196608 bytes exceeds the memory limit of 131072 bytes"), "{e}");
 }
+
+/// A closed pipe ends the output by SIGPIPE, as for any Unix tool, not by a
+/// panic ("failed printing to stdout: Broken pipe") — `wasmfw map list |
+/// grep -q name` closes the pipe at its first match.
+#[test]
+fn closed_pipe_is_sigpipe_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // closed before the first write: the write must fail
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfw")).arg("manpage").stdout(writer).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
+}

@@ -101,11 +101,27 @@ pub fn prog_load_xdp(insns: &[Insn], fd_array: &[i32], name: &str) -> Result<Own
         Ok(rc) => Ok(fd(rc)),
         Err(e) => {
             let text = CStr::from_bytes_until_nul(&log).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
-            let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").to_string();
-            Err(anyhow!("BPF_PROG_LOAD: {e}; verifier: {last}"))
+            Err(anyhow!("BPF_PROG_LOAD: {e}; verifier: {}", verifier_reason(&text)))
         }
     }
 }
+
+/// The verifier's reason for a refusal: the last lines of its log before
+/// the statistics line it always ends with ("processed N insns ..."), which
+/// alone says nothing when the program was refused before verification.
+fn verifier_reason(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let end = lines.iter().rposition(|l| !l.starts_with("processed ")).map_or(0, |i| i + 1);
+    let reason = lines[end.saturating_sub(VERIFIER_REASON_LINES)..end].join(" / ");
+    if reason.is_empty() {
+        lines.last().copied().unwrap_or("(empty log)").to_string()
+    } else {
+        reason
+    }
+}
+
+/// How many log lines [`verifier_reason`] quotes.
+const VERIFIER_REASON_LINES: usize = 3;
 
 #[repr(C)]
 #[derive(Default)]
@@ -193,4 +209,17 @@ pub fn prog_test_run(prog: i32, data: &[u8], repeat: u32) -> Result<(u32, u32)> 
     };
     bpf(BPF_PROG_TEST_RUN, &mut attr).map_err(|e| anyhow!("BPF_PROG_TEST_RUN: {e}"))?;
     Ok((attr.retval, attr.duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_reason;
+
+    #[test]
+    fn reason_skips_the_statistics_line() {
+        let log = "func#0 @0\naddress of kernel function wasmfw_xdp_run is out of range\nprocessed 0 insns (limit 1000000) max_states_per_insn 0\n";
+        assert_eq!(verifier_reason(log), "func#0 @0 / address of kernel function wasmfw_xdp_run is out of range");
+        assert_eq!(verifier_reason("processed 0 insns\n"), "processed 0 insns");
+        assert_eq!(verifier_reason(""), "(empty log)");
+    }
 }
