@@ -21,6 +21,17 @@ if [[ -w /sys/kernel/debug/kmemleak ]]; then
   { echo scan > /sys/kernel/debug/kmemleak && echo clear > /sys/kernel/debug/kmemleak; } 2>/dev/null
 fi
 echo "wasmfw-tests: guest $WASMFW_GUEST, kernel $(uname -r), tests: $WASMFW_TESTS"
+# What a failure report needs beyond the test's own words: where the module
+# sits (UML's interpreter calls a kfunc through a 32-bit offset from
+# __bpf_call_base, so a module placed too far away refuses the bridge) and
+# what holds vmalloc space.
+state_after_failure() {
+  echo "--- guest state after the failure"
+  grep '^wasmfw ' /proc/modules | sed 's/^/  module: /'
+  grep -wE '__bpf_call_base|wasmfw_xdp_run' /proc/kallsyms | sed 's/^/  symbol: /'
+  grep -E '^(MemFree|Vmalloc(Used|Chunk))' /proc/meminfo | sed 's/^/  /'
+  awk '{s[$3] += $2} END {for (c in s) print s[c], c}' /proc/vmallocinfo 2>/dev/null | sort -rn | head -6 | sed 's/^/  vmalloc bytes by caller: /'
+}
 failed=0
 IFS=, read -ra tests <<< "$WASMFW_TESTS"
 for t in "${tests[@]}"; do
@@ -44,7 +55,7 @@ for t in "${tests[@]}"; do
     124 | 137) st=FAIL why="timed out after ${to}s" ;;
     *) st=FAIL; [[ -n $why ]] || why="exit status $rc" ;;
   esac
-  [[ $st == FAIL ]] && failed=1
+  [[ $st == FAIL ]] && failed=1 && state_after_failure
   T=$t teardown
   echo "$st $t (${secs}s)${why:+: $why}"
   echo "$st $t $secs${why:+ $why}" >> "$res"

@@ -80,7 +80,7 @@ pub fn find_kfunc(module: &str, func: &str) -> Result<(OwnedFd, u32)> {
         }
     }
     let id = id.ok_or_else(|| anyhow!("{path} has no function {func}: is this the wasmfw module with XDP support?"))?;
-    Ok((btf_fd_by_name(module)?, id))
+    Ok((btf_fd_by_name(module, split.data.len())?, id))
 }
 
 #[repr(C)]
@@ -110,11 +110,15 @@ struct BtfInfo {
     kernel_btf: u32,
 }
 
-/// Walks the kernel's BTF objects to the one named `name`.
-fn btf_fd_by_name(name: &str) -> Result<OwnedFd> {
+/// Walks the kernel's BTF objects to the module's: the newest one named
+/// `name` whose size is `size` (the length of /sys/kernel/btf/<name>). A
+/// module that was unloaded and inserted again can leave its old BTF object
+/// behind while something still holds it; that one comes first in id order,
+/// and its type ids need not be the new module's.
+fn btf_fd_by_name(name: &str, size: usize) -> Result<OwnedFd> {
     let mut attr = IdAttr::default();
-    loop {
-        bpf(BPF_BTF_GET_NEXT_ID, &mut attr).map_err(|e| anyhow!("no BTF object named {name} ({e})"))?;
+    let mut found = None;
+    while bpf(BPF_BTF_GET_NEXT_ID, &mut attr).is_ok() {
         let mut get = IdAttr { id: attr.next_id, ..Default::default() };
         attr.id = attr.next_id;
         let Ok(rc) = bpf(BPF_BTF_GET_FD_BY_ID, &mut get) else { continue };
@@ -129,9 +133,10 @@ fn btf_fd_by_name(name: &str) -> Result<OwnedFd> {
         };
         if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut q).is_ok() {
             let n = buf.iter().position(|&b| b == 0).unwrap_or(0);
-            if &buf[..n] == name.as_bytes() {
-                return Ok(fd);
+            if &buf[..n] == name.as_bytes() && info.kernel_btf != 0 && info.btf_size as usize == size {
+                found = Some(fd);
             }
         }
     }
+    found.ok_or_else(|| anyhow!("no kernel BTF object named {name} of {size} bytes (is the module loaded?)"))
 }
