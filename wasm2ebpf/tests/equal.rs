@@ -227,6 +227,71 @@ fn icmp_drop() {
     compare("icmp_drop (audit)", &wasm, Limits { audit: true, ..stock_limits(20_000) }, "", &frames, false);
 }
 
+/// The stock filter `name`'s frames: the differential set (with the l4
+/// floods for l4_dos), the demo pcap, and seeded mutations of both.
+fn stock_frames(l4: bool, seed: u64) -> Vec<(String, Vec<u8>)> {
+    let mut common = Vec::new();
+    packets::packets_common(&mut common);
+    if l4 {
+        packets::packets_l4(&mut common);
+    } else {
+        packets::packets_dns(&mut common);
+    }
+    packets::truncations(&mut common);
+    let mut frames: Vec<(String, Vec<u8>)> = common.into_iter().map(|p| (p.0, p.1)).collect();
+    let pcap = root().join("target/demo/sample.pcap");
+    if !pcap_frames(&pcap, &mut frames) {
+        eprintln!("note: {} absent (`cargo xtask demo --replay` makes it)", pcap.display());
+    }
+    let bases = frames.clone();
+    frames.extend(random_frames(&bases, seed, RANDOM_FRAMES));
+    frames
+}
+
+fn stock_wasm(name: &str) -> Vec<u8> {
+    let path = root().join(format!("target/filters/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: run `cargo xtask build-filters`", path.display()))
+}
+
+#[test]
+fn l4_dos_agrees_with_the_engine() {
+    big_stack(l4_dos);
+}
+
+/// Rates of 1 per second: the engine's clock stands still here and
+/// BPF_PROG_TEST_RUN's moves for well under a second, so no bucket
+/// refills in either and the verdicts depend on the bursts only.
+fn l4_dos() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED l4_dos_agrees_with_the_engine: {why}");
+        return;
+    }
+    pin();
+    let wasm = stock_wasm("l4_dos");
+    let frames = stock_frames(true, 0x14d05);
+    let config = "syn_rate=1\nsyn_burst=5\nudp_rate=1\nudp_burst=5\nblocked_ports=23,2323\nallow=10.99.0.0/16\n";
+    let drops = compare("l4_dos", &wasm, stock_limits(50_000), config, &frames, false);
+    assert!(drops > 0, "no frame dropped");
+}
+
+#[test]
+fn dns_block_agrees_with_the_engine() {
+    big_stack(dns_block);
+}
+
+fn dns_block() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED dns_block_agrees_with_the_engine: {why}");
+        return;
+    }
+    pin();
+    let wasm = stock_wasm("dns_block");
+    let frames = stock_frames(false, 0xd25);
+    let config = "block=ads.example.com,tracker.test\nmax_pointer_hops=8\n";
+    let drops = compare("dns_block", &wasm, stock_limits(200_000), config, &frames, false);
+    assert!(drops > 0, "no frame dropped");
+}
+
 /// A module with the ABI's exports whose filter computes the i64 `expr`
 /// from the frame (`$a $b`: i32 at 14 and 18, `$A $B`: i64 at 22 and 30),
 /// adds it to counter 0 and returns its low bit as the verdict.
