@@ -213,7 +213,7 @@ fn icmp_drop() {
         eprintln!("note: {} absent (`cargo xtask demo --replay` makes it)", pcap.display());
     }
     let bases = frames.clone();
-    frames.extend(random_frames(&bases, 0x5eed_1c, RANDOM_FRAMES));
+    frames.extend(random_frames(&bases, 0x005e_ed1c, RANDOM_FRAMES));
     let drops = compare("icmp_drop", &wasm, stock_limits(20_000), "from=\nto=\n", &frames, false);
     assert!(drops > 0, "no frame dropped: the comparison saw only one verdict");
     compare(
