@@ -446,16 +446,15 @@ fn instruction_classes() {
     assert!(faults[0] > 0 && faults[1] > 0, "faults seen (trap, fuel): {faults:?}");
 }
 
-#[test]
-fn refusals_name_the_instruction_and_offset() {
-    // Translation only: no bpf() needed.
-    let wasm = wat::parse_str(
-        r#"(module (memory (export "memory") 1)
-        (table 1 funcref) (type $t (func (result i32)))
-        (func (export "wasmfw_filter") (param i32 i32) (result i32) (call_indirect (type $t) (i32.const 0))))"#,
-    )
-    .unwrap();
-    let m = wasm2ebpf::Module::parse(&wasm).unwrap();
+/// The translation alone (no bpf() needed) of a module's filter body.
+fn translate_only(funcs: &str) -> Result<(), String> {
+    let text = format!(
+        r#"(module (import "wasmfw" "log" (func $log (param i32 i32 i32)))
+        (memory (export "memory") 1) (table 1 funcref) (type $t (func (result i32)))
+        {funcs})"#
+    );
+    let wasm = wat::parse_str(&text).unwrap();
+    let m = wasm2ebpf::Module::parse(&wasm).map_err(|e| e.to_string())?;
     let target = wasm2ebpf::Target {
         mem_size: 65_536,
         buffer: (0, 2048),
@@ -468,7 +467,23 @@ fn refusals_name_the_instruction_and_offset() {
         mem_fd: -1,
         counters_fd: -1,
     };
-    let Err(e) = wasm2ebpf::translate::translate(&m, &target) else { panic!("call_indirect translated") };
-    let e = e.to_string();
+    wasm2ebpf::translate::translate(&m, &target).map(drop).map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn refusals_name_the_instruction_and_offset() {
+    let filter = |body: &str| format!(r#"(func (export "wasmfw_filter") (param i32 i32) (result i32) {body})"#);
+    let e = translate_only(&filter("(call_indirect (type $t) (i32.const 0))")).unwrap_err();
     assert!(e.contains("CallIndirect") && e.contains("at offset 0x"), "{e}");
+    let e = translate_only(&filter("(call $log (i32.const 0) (i32.const 0) (i32.const 1)) (i32.const 0)")).unwrap_err();
+    assert!(e.contains("log on the packet path") && e.contains("at offset 0x"), "{e}");
+    let e = translate_only(&format!(
+        "{} (func $r (param i32) (result i32) (call $r (local.get 0)))",
+        filter("(call $r (i32.const 1))")
+    ))
+    .unwrap_err();
+    assert!(e.contains("recursive"), "{e}");
+    let e = translate_only(&filter("(i32.load (i32.const 0)) (f32.const 1) (drop)")).unwrap_err();
+    assert!(e.contains("F32Const") && e.contains("not supported"), "{e}");
+    translate_only(&filter("(i32.load (i32.const 0))")).unwrap();
 }
