@@ -12,7 +12,8 @@
 
 mod btf;
 pub mod netlink;
-mod sys;
+/// Raw bpf(2): shared with the compiled tier (`wasm2ebpf`).
+pub mod sys;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;

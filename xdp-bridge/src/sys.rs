@@ -1,4 +1,5 @@
-//! The few bpf(2) commands the bridge needs, as raw syscalls.
+//! The few bpf(2) commands the bridge and the compiled tier (`wasm2ebpf`)
+//! need, as raw syscalls.
 
 use std::ffi::CStr;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -79,24 +80,32 @@ struct ProgLoad {
     log_true_size: u32,
 }
 
+/// Bytes of verifier log asked for when a load is refused (the load is
+/// retried with the log on: a log too small for a large program would
+/// itself make the load fail).
+const VERIFIER_LOG_BYTES: usize = 16 << 20;
+
 /// Loads an XDP program; on failure the verifier's log is in the error.
 pub fn prog_load_xdp(insns: &[Insn], fd_array: &[i32], name: &str) -> Result<OwnedFd> {
     let license = c"GPL";
-    let mut log = vec![0u8; 64 * 1024];
     let mut attr = ProgLoad {
         prog_type: BPF_PROG_TYPE_XDP,
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
         expected_attach_type: BPF_XDP,
-        fd_array: fd_array.as_ptr() as u64,
+        fd_array: if fd_array.is_empty() { 0 } else { fd_array.as_ptr() as u64 },
         ..Default::default()
     };
     let n = name.len().min(15);
     attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Ok(rc) = bpf(BPF_PROG_LOAD, &mut attr) {
+        return Ok(fd(rc));
+    }
+    let mut log = vec![0u8; VERIFIER_LOG_BYTES];
+    attr.log_level = 1;
+    attr.log_size = log.len() as u32;
+    attr.log_buf = log.as_mut_ptr() as u64;
     match bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(rc) => Ok(fd(rc)),
         Err(e) => {
@@ -106,9 +115,11 @@ pub fn prog_load_xdp(insns: &[Insn], fd_array: &[i32], name: &str) -> Result<Own
     }
 }
 
+/// How many log lines [`verifier_reason`] quotes.
+const VERIFIER_REASON_LINES: usize = 4;
+
 /// The verifier's reason for a refusal: the last lines of its log before
-/// the statistics line it always ends with ("processed N insns ..."), which
-/// alone says nothing when the program was refused before verification.
+/// the statistics line it ends with ("processed N insns ...").
 fn verifier_reason(log: &str) -> String {
     let lines: Vec<&str> = log.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let end = lines.iter().rposition(|l| !l.starts_with("processed ")).map_or(0, |i| i + 1);
@@ -120,8 +131,68 @@ fn verifier_reason(log: &str) -> String {
     }
 }
 
-/// How many log lines [`verifier_reason`] quotes.
-const VERIFIER_REASON_LINES: usize = 3;
+const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+pub const BPF_MAP_TYPE_HASH: u32 = 1;
+pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreate {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+}
+
+/// Creates a map.
+pub fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32, name: &str) -> Result<OwnedFd> {
+    let mut attr = MapCreate { map_type, key_size, value_size, max_entries, ..Default::default() };
+    let n = name.len().min(15);
+    attr.map_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    bpf(BPF_MAP_CREATE, &mut attr)
+        .map(fd)
+        .map_err(|e| anyhow!("BPF_MAP_CREATE {name} (type {map_type}, key {key_size}, value {value_size} bytes): {e}"))
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapElem {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Sets `key` to `value` (for a per-CPU map: one value per possible CPU,
+/// each rounded up to 8 bytes).
+pub fn map_update(map: i32, key: &[u8], value: &[u8]) -> Result<()> {
+    let mut attr =
+        MapElem { map_fd: map as u32, key: key.as_ptr() as u64, value: value.as_ptr() as u64, ..Default::default() };
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop).map_err(|e| anyhow!("BPF_MAP_UPDATE_ELEM: {e}"))
+}
+
+/// Reads `key` into `value` (sized as for [`map_update`]); false if absent.
+pub fn map_lookup(map: i32, key: &[u8], value: &mut [u8]) -> Result<bool> {
+    let mut attr = MapElem {
+        map_fd: map as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(anyhow!("BPF_MAP_LOOKUP_ELEM: {e}")),
+    }
+}
 
 #[repr(C)]
 #[derive(Default)]

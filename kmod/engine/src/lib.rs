@@ -234,8 +234,9 @@ pub struct Instance {
     buf_len: usize,
     slot: usize,
     /// Exported mutable globals (the shadow stack pointer) as they were
-    /// after init: a trap unwinds without restoring them.
-    globals: Vec<(Global, Val)>,
+    /// after init, with their export names: a trap unwinds without
+    /// restoring them.
+    globals: Vec<(String, Global, Val)>,
 }
 
 impl Instance {
@@ -283,11 +284,37 @@ impl Instance {
             verdict
         };
         if fault.is_some() {
-            for (g, v) in &self.globals {
+            for (_, g, v) in &self.globals {
                 let _ = g.set(&mut self.store, v.clone());
             }
         }
         Outcome { verdict, fault, fuel_used, audited }
+    }
+}
+
+/// What an ahead-of-time translation of the filter (the compiled tier,
+/// `wasm2ebpf`) starts from: the state `wasmfw_init` left behind.
+impl Instance {
+    /// The linear memory as it is now (after init: the initial image).
+    pub fn memory(&self) -> &[u8] {
+        self.memory.data(&self.store)
+    }
+
+    /// Address and size of the I/O buffer in [`Instance::memory`].
+    pub fn buffer(&self) -> (usize, usize) {
+        (self.buf, self.buf_len)
+    }
+
+    /// Every exported mutable global's value after init, by export name
+    /// (i32 values sign-extended).
+    pub fn init_globals(&self, mut f: impl FnMut(&str, i64)) {
+        for (name, _, v) in &self.globals {
+            match v {
+                Val::I32(x) => f(name, i64::from(*x)),
+                Val::I64(x) => f(name, *x),
+                _ => {}
+            }
+        }
     }
 }
 

@@ -330,10 +330,11 @@ fn instantiate(
 
     let mut globals = Vec::new();
     for export in inst.exports(&store) {
+        let name = String::from(export.name());
         if let Extern::Global(g) = export.into_extern() {
             if g.ty(&store).mutability() == Mutability::Var {
                 globals.try_reserve(1).map_err(|_| LoadError::NoMemory)?;
-                globals.push((g, g.get(&store)));
+                globals.push((name, g, g.get(&store)));
             }
         }
     }
