@@ -14,8 +14,9 @@ use crate::registry::{Registry, REGISTRY};
 use crate::uapi::*;
 
 /// Most counters a filter has: the builtin ones (engine's
-/// BUILTIN_COUNTERS), `log_dropped` (HOST_COUNTERS) and ABI v1's 32.
-const MAX_COUNTERS: usize = 6 + 1 + 32;
+/// BUILTIN_COUNTERS), `log_dropped` and `nested_runs` (HOST_COUNTERS) and
+/// ABI v1's 32.
+const MAX_COUNTERS: usize = 6 + 2 + 32;
 /// Most maps a filter has (ABI v1).
 const MAX_MAPS: usize = 16;
 

@@ -17,6 +17,7 @@
 
 #include "wasmfw_engine.h"
 #include "wasmfw_log.h"
+#include "wasmfw_run.h"
 
 /* Copies text a filter (or a module it came from) chose into `dst` with
  * every byte outside printable ASCII replaced by '?': no newline or escape
@@ -93,6 +94,8 @@ void wasmfw_host_log(void *ring, int level, const u8 *msg, size_t len)
 	rec->len = len;
 	memcpy(rec->msg, msg, len);
 	spin_unlock_irqrestore(&r->lock, flags);
+	if (wasmfw_nest_test())
+		wasmfw_run_nest_test(msg, len);
 	if (!READ_ONCE(wasmfw_log_to_kernel))
 		return;
 	wasmfw_sanitize(line, sizeof(line), msg, len);
