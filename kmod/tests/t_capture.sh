@@ -5,7 +5,8 @@
 # mode=audit), as tshark and wasmfw replay read them; a pass
 # capture holds the TCP traffic; a flood while capturing loses records,
 # never the kernel; a killed capture and a filter unloaded under a running
-# capture leave nothing armed.
+# capture leave nothing armed; a CAPTURE_READ that fails with EFAULT
+# consumes nothing.
 test_capture() {
   tcp_listen 10.0.0.2 8080
   TS=$(command -v tshark || true)
@@ -68,6 +69,17 @@ test_capture() {
   finish nf-drop
   expect_eq "$N" "$s4" "netfilter drop capture: packets (pings sent: $s4)"
   check_drops nf-drop "$s4" raw
+
+  # --- CAPTURE_READ that cannot copy out (raw ioctls, wfioctl.py) -------------
+  # Into an unmapped buffer, or with a read-only request (the records are
+  # copied, the reply cannot be): EFAULT, and the records stay in the ring
+  # for the next read, which gets them all (lost 0); the read after that
+  # is empty (the good read consumed them).
+  id=$($IO list | awk '{print $2}' | tail -1)
+  out=$($IO capefault "$id" "$($IO const WASMFW_CAPTURE_DROP)" ip netns exec wfa ping -c 3 -i 0.2 -W 1 10.0.0.2) \
+    || fail "wfioctl.py capefault: $out"
+  say "capefault: $out"
+  expect_eq "${out% bytes *}" "badbuf 14 roreq 14 first 3 lost 0 again 0" "CAPTURE_READs: unmapped, read-only, good, good"
 
   # --- netfilter: passes (TCP) -----------------------------------------------
   capture_bg nf-pass --verdict pass --duration 3

@@ -4,7 +4,10 @@
 # timestamps, and none in the kernel log; a flood overwrites the ring (lost
 # lines reported, log_dropped counted exactly, no splat); -f follows new
 # lines (and a replacement filter's); log_to_kernel=1 copies lines to the
-# kernel log; XDP logs too; the cost of a line (test-run).
+# kernel log; XDP logs too; a LOG_READ that cannot copy out (EFAULT)
+# consumes nothing and a cursor beyond the head is refused, log_dropped
+# staying exact; a run nested in a run of the same filter (nest_test) is
+# refused with on_fault and counted; the cost of a line (test-run).
 test_log() {
   P=/sys/module/wasmfw/parameters
   RING=256 # WASMFW_LOG_RING_RECORDS
@@ -73,6 +76,58 @@ test_log() {
   read -r s _ < <(ping4 3)
   out=$(wf log --iface vb 2>&1) || fail "wasmfw log (XDP) failed: $out"
   expect_eq "$(seqs "$out")" "1 2 3 " "XDP: sequence numbers, in order"
+  unload
+
+  # Raw LOG_READs (wfioctl.py): one whose records (unmapped buffer) or
+  # reply (read-only request) cannot be copied out fails with EFAULT and
+  # consumes nothing: the next read from the same cursor gets the same
+  # records, and records nobody got still count in log_dropped when
+  # overwritten. A cursor beyond the head is refused (EINVAL) and changes
+  # nothing either. And the nesting guard: with nest_test=1 each log line
+  # runs the filter again inside its own run, on the same CPU.
+  printf 'filter = "%s"\nhook = "netfilter"\nfuel = 20000\nmemory_limit = 131072\non_fault = "drop"\n' "$TF/log.wasm" \
+    > "$WASMFW_SCRATCH/log-drop.toml"
+  load "$WASMFW_SCRATCH/log-drop.toml"
+  id=$($IO list | awk '{print $2}' | tail -1)
+  read -r s _ < <(ping4 5)
+  expect_eq "$s" 5 "pings sent"
+  expect_eq "$($IO logread "$id" 0 64 badbuf)" "errno 14" "LOG_READ into an unmapped buffer"
+  expect_eq "$($IO logread "$id" 0 64 roreq)" "errno 14" "LOG_READ whose reply cannot be written"
+  expect_eq "$($IO logread "$id" 0 64 good)" "count 5 cursor 5 lost 0 dropped 0 seqs 0-4" "the next LOG_READ from 0"
+  read -r s2 _ < <(ping4 3)
+  expect_eq "$s2" 3 "pings sent"
+  expect_eq "$($IO logread "$id" 5 64 badbuf)" "errno 14" "LOG_READ from 5 into an unmapped buffer"
+  expect_eq "$($IO logread "$id" 5 64 roreq)" "errno 14" "LOG_READ from 5, reply not writable"
+  expect_eq "$($IO logread "$id" 9 64 good)" "errno 22" "LOG_READ from 9, beyond the head (8)"
+  expect_eq "$($IO logread "$id" 1000000 64 good)" "errno 22" "LOG_READ from 1000000"
+  out=$(A ping -f -c 400 -W 1 10.0.0.2 2>&1 || true)
+  sent=$(sed -nE 's/^([0-9]+) packets transmitted.*/\1/p' <<< "$out")
+  expect_ge "$sent" $((RING + 8)) "flood pings (enough to overwrite seq 0-7)"
+  total=$((8 + sent))
+  # Overwritten: total - RING records; a reader got seq 0-4 only (the
+  # failed and refused reads count for nothing).
+  expect_eq "$(counter log_dropped)" $((total - RING - 5)) "log_dropped after $total lines (5 read, 3 only by failed reads)"
+  expect_eq "$($IO logread "$id" 5 $RING good)" \
+    "count $RING cursor $total lost $((total - RING - 5)) dropped $((total - RING - 5)) seqs $((total - RING))-$((total - 1))" \
+    "LOG_READ from 5 after the flood"
+  expect_eq "$($IO logread "$id" $total 64 good)" "count 0 cursor $total lost 0 dropped $((total - RING - 5)) seqs none" "LOG_READ from the head"
+
+  echo 1 > $P/nest_test
+  snapshot
+  p0=$(snap packets)
+  read -r s r < <(ping4 3)
+  echo 0 > $P/nest_test
+  snapshot
+  say "nest_test: $(cat $P/nest_test)"
+  expect_eq "$r" "$s" "echo replies (the outer runs pass them)"
+  expect_eq "$(cat $P/nest_test)" "runs $s last 3" "nested runs made, and what the last returned (drop|fault: on_fault=drop)"
+  expect_eq "$(snap nested_runs)" "$s" "nested_runs (refused by the guard)"
+  # The pings' echo requests, perhaps an IPv6 neighbour message: fewer than
+  # twice the pings, which counting the nested runs would have given.
+  dp=$(($(snap packets) - p0))
+  expect_ge "$dp" "$s" "packets counted"
+  [[ $dp -lt $((2 * s)) ]] || fail "packets counted: $dp, the nested runs reached the instance"
+  expect_eq "$(snap fault_trap)" 0 "fault_trap"
   unload
 
   # Cost of a logged line in the kernel (TEST_RUN, process context with

@@ -14,6 +14,15 @@ CLI's own checks, so the module's own answers are what gets tested.
     wfioctl.py mapdump ID MAP [CAP]       pages through the map: "records <r> pages <p> bytes <b>"
     wfioctl.py mapchurn ID MAP SECS KSIZE VSIZE   update/delete/dump in a loop: "ops <n> dumps <d>"
     wfioctl.py testrun ID HEXPKT REPEAT [LINK]    "verdict <v> ns <n>" or "errno <e>"
+    wfioctl.py logread ID CURSOR CAP MODE one LOG_READ; MODE good, badbuf (records to an
+                                          unmapped address) or roreq (the request in a read-only
+                                          page: the reply cannot be written): "count <n> cursor
+                                          <c> lost <l> dropped <d> seqs <first>-<last>" or "errno <e>"
+    wfioctl.py capefault ID VERDICTS CMD...   starts a capture of filter ID (this process owns it),
+                                          runs CMD (traffic), then CAPTURE_READs with an unmapped
+                                          buffer, with a read-only request, then two good ones:
+                                          "badbuf <errno> roreq <errno> first <count> lost <l>
+                                          again <count> seqs_equal <0|1>"
     wfioctl.py fuzz N SEED                malformed ioctls (every number, random sizes and
                                           fields): "calls <n> ok <k> errnos <e:count,...>"
     wfioctl.py mutload N SEED FILE.wasm...  N byte-level mutants of the files (seeded): each is
@@ -116,6 +125,82 @@ def map_dump(fd, fid, name, cap):
         if cursor == 0:
             return pages, total
 
+# An address no mapping covers (as in fuzz()'s pointers) and a read-only page.
+UNMAPPED = 0xdead0000
+PROT_READ, MAP_PRIVATE, MAP_ANONYMOUS = 1, 2, 0x20
+
+def readonly_copy(req):
+    """`req` in a page mapped read-only: the module can read the request but
+    not write its reply. Returns (address, page) - keep the page alive."""
+    import mmap
+    m = mmap.mmap(-1, 4096, flags=MAP_PRIVATE | MAP_ANONYMOUS, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    m.write(bytes(req))
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mprotect(ctypes.c_void_p(addr), ctypes.c_size_t(4096), PROT_READ) != 0:
+        sys.exit("mprotect: errno %d" % ctypes.get_errno())
+    return addr, m
+
+def ioctl_ptr(fd, nr, addr):
+    """An ioctl whose argument is a raw address: 0 or the errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.ioctl(fd, ctypes.c_ulong(nr), ctypes.c_void_p(addr)) == 0:
+        return 0
+    return ctypes.get_errno()
+
+def log_read(fd, fid, cursor, cap, mode):
+    """One LOG_READ: (errno, reply fields, records)."""
+    rec = U.size("log_record")
+    buf = ctypes.create_string_buffer(cap * rec or 1)
+    req = U.pack("log_read", id=fid, cursor=cursor, cap=cap,
+                 buf=UNMAPPED if mode == "badbuf" else ctypes.addressof(buf))
+    if mode == "roreq":
+        addr, page = readonly_copy(req)
+        e = ioctl_ptr(fd, U.ioc("LOG_READ"), addr)
+        del page
+        return e or -1, None, None  # a read-only reply cannot have succeeded
+    try:
+        fcntl.ioctl(fd, U.ioc("LOG_READ"), req)
+    except OSError as e:
+        return e.errno, None, None
+    f = U.unpack("log_read", req)
+    return 0, f, [U.unpack("log_record", buf.raw, i * rec) for i in range(f["count"])]
+
+def capture_read(fd, fid, cap, mode):
+    """One CAPTURE_READ: (errno, reply fields, the bytes read)."""
+    buf = ctypes.create_string_buffer(cap)
+    req = U.pack("capture_read", id=fid, cap=cap, buf=UNMAPPED if mode == "badbuf" else ctypes.addressof(buf))
+    if mode == "roreq":
+        addr, page = readonly_copy(req)
+        e = ioctl_ptr(fd, U.ioc("CAPTURE_READ"), addr)
+        del page
+        return e or -1, None, None
+    try:
+        fcntl.ioctl(fd, U.ioc("CAPTURE_READ"), req)
+    except OSError as e:
+        return e.errno, None, None
+    f = U.unpack("capture_read", req)
+    return 0, f, buf.raw[:f["len"]]
+
+def capefault(fd, fid, verdicts, cmd):
+    fcntl.ioctl(fd, U.ioc("CAPTURE_CTL"), U.pack("capture_ctl", id=fid, op=U.const["WASMFW_CAPTURE_START"],
+                                                    verdicts=verdicts, snaplen=U.const["WASMFW_CAPTURE_SNAPLEN"]))
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cap = 1 << 16
+    e_buf, _, _ = capture_read(fd, fid, cap, "badbuf")
+    e_req, _, _ = capture_read(fd, fid, cap, "roreq")
+    e, first, data = capture_read(fd, fid, cap, "good")
+    if e:
+        sys.exit("capefault: good CAPTURE_READ: errno %d" % e)
+    e, again, data2 = capture_read(fd, fid, cap, "good")
+    if e:
+        sys.exit("capefault: second CAPTURE_READ: errno %d" % e)
+    # Nothing new arrived in between (the traffic is over): the second read
+    # is empty if the first consumed what it returned.
+    print("badbuf", e_buf, "roreq", e_req, "first", first["count"], "lost", first["lost"],
+          "again", again["count"], "bytes", len(data))
+    fcntl.ioctl(fd, U.ioc("CAPTURE_CTL"), U.pack("capture_ctl", id=fid, op=U.const["WASMFW_CAPTURE_STOP"]))
+
 def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "const":
@@ -189,6 +274,15 @@ def main():
             print("errno", e.errno)
             return
         print("verdict", f["verdict"], "ns", f["total_ns"])
+    elif cmd == "logread":
+        e, f, recs = log_read(fd, int(a[0]), int(a[1]), int(a[2]), a[3])
+        if e:
+            print("errno", e)
+        else:
+            seqs = "%d-%d" % (recs[0]["seq"], recs[-1]["seq"]) if recs else "none"
+            print("count", f["count"], "cursor", f["cursor"], "lost", f["lost"], "dropped", f["dropped"], "seqs", seqs)
+    elif cmd == "capefault":
+        capefault(fd, int(a[0]), int(a[1]), a[2:])
     elif cmd == "fuzz":
         fuzz(fd, int(a[0]), int(a[1]))
     elif cmd == "mutload":

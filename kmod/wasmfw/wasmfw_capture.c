@@ -185,36 +185,50 @@ void wasmfw_capture_release(const struct file *file)
 	}
 }
 
-/*
- * Moves the oldest whole records of the calling file's capture of filter
- * `id` into `out` (kernel memory, `cap` bytes), one record per lock hold.
- * Returns the bytes written or -ENOENT; *count, *lost are set.
- */
-long wasmfw_capture_take(u32 id, u8 *out, size_t cap, u32 *count, u64 *lost)
+static struct wasmfw_capture *wasmfw_capture_of_caller(u32 id)
 {
-	struct wasmfw_capture *c = NULL;
-	size_t used = 0;
 	int i;
 
 	for (i = 0; i < WASMFW_MAX_CAPTURES; i++) {
-		c = wasmfw_capture_at(i);
+		struct wasmfw_capture *c = wasmfw_capture_at(i);
+
 		if (c && c->id == id && c->owner == wasmfw_ioctl_file)
-			break;
-		c = NULL;
+			return c;
 	}
+	return NULL;
+}
+
+/*
+ * Copies the oldest whole records of the calling file's capture of filter
+ * `id` into `out` (kernel memory, `cap` bytes), one record per lock hold,
+ * WITHOUT consuming them: the caller copies them to userspace and only
+ * then calls wasmfw_capture_consume(), so a failed copy (EFAULT) loses
+ * nothing. The slots stay the reader's meanwhile (the writer never
+ * overwrites: a full ring drops new records and counts them in `lost`).
+ * Returns the bytes written or -ENOENT; *count, *lost are set.
+ */
+long wasmfw_capture_peek(u32 id, u8 *out, size_t cap, u32 *count, u64 *lost)
+{
+	struct wasmfw_capture *c = wasmfw_capture_of_caller(id);
+	size_t used = 0;
+	u64 seq;
+
 	if (!c)
 		return -ENOENT;
 	*count = 0;
-	for (;;) {
+	spin_lock_irq(&c->lock);
+	seq = c->tail;
+	spin_unlock_irq(&c->lock);
+	for (;; seq++) {
 		const struct wasmfw_capture_rec *rec;
 		size_t n;
 
 		spin_lock_irq(&c->lock);
-		if (c->tail == c->head) {
+		if (seq == c->head) {
 			spin_unlock_irq(&c->lock);
 			break;
 		}
-		rec = (const void *)(c->slots + (c->tail % WASMFW_CAPTURE_SLOTS) * WASMFW_CAPTURE_SLOT);
+		rec = (const void *)(c->slots + (seq % WASMFW_CAPTURE_SLOTS) * WASMFW_CAPTURE_SLOT);
 		n = ALIGN(sizeof(*rec) + rec->caplen, 8);
 		if (used + n > cap) {
 			spin_unlock_irq(&c->lock);
@@ -222,7 +236,6 @@ long wasmfw_capture_take(u32 id, u8 *out, size_t cap, u32 *count, u64 *lost)
 		}
 		memcpy(out + used, rec, sizeof(*rec) + rec->caplen);
 		memset(out + used + sizeof(*rec) + rec->caplen, 0, n - sizeof(*rec) - rec->caplen);
-		c->tail++;
 		spin_unlock_irq(&c->lock);
 		used += n;
 		(*count)++;
@@ -231,4 +244,18 @@ long wasmfw_capture_take(u32 id, u8 *out, size_t cap, u32 *count, u64 *lost)
 	*lost = c->lost;
 	spin_unlock_irq(&c->lock);
 	return used;
+}
+
+/* The `count` records the last wasmfw_capture_peek() returned reached
+ * userspace: their slots are free again. Reads are serialised by the
+ * control mutex, so the tail is where that peek started. */
+void wasmfw_capture_consume(u32 id, u32 count)
+{
+	struct wasmfw_capture *c = wasmfw_capture_of_caller(id);
+
+	if (!c)
+		return;
+	spin_lock_irq(&c->lock);
+	c->tail += min_t(u64, count, c->head - c->tail);
+	spin_unlock_irq(&c->lock);
 }

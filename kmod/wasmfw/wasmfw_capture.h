@@ -15,6 +15,7 @@ void wasmfw_capture_packet(struct net *net, int ifindex, u32 hook, int raw, cons
 int wasmfw_capture_start(void *net, int ifindex, u32 hook, u32 id, u32 verdicts, u32 snaplen);
 int wasmfw_capture_stop(u32 id, bool any_owner);
 void wasmfw_capture_release(const struct file *file);
-long wasmfw_capture_take(u32 id, u8 *out, size_t cap, u32 *count, u64 *lost);
+long wasmfw_capture_peek(u32 id, u8 *out, size_t cap, u32 *count, u64 *lost);
+void wasmfw_capture_consume(u32 id, u32 count);
 
 #endif

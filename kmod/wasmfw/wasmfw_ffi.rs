@@ -20,6 +20,17 @@ pub(crate) struct WasmfwNf {
     _p: [u8; 0],
 }
 
+/// How a log read moved its ring's read mark (`struct wasmfw_logring_undo`,
+/// wasmfw_log.h), so a read whose copy out failed can be taken back.
+#[repr(C)]
+#[derive(Default)]
+#[allow(dead_code)] // the fields are written and read by the C side only
+pub(crate) struct LogringUndo {
+    prev_read_seq: u64,
+    read_seq: u64,
+    oldest: u64,
+}
+
 extern "C" {
     pub(crate) fn wasmfw_glue_init() -> c_int;
     pub(crate) fn wasmfw_glue_exit();
@@ -97,7 +108,8 @@ extern "C" {
         snaplen: u32,
     ) -> c_int;
     pub(crate) fn wasmfw_capture_stop(id: u32, any_owner: bool) -> c_int;
-    pub(crate) fn wasmfw_capture_take(id: u32, out: *mut u8, cap: usize, count: *mut u32, lost: *mut u64) -> c_long;
+    pub(crate) fn wasmfw_capture_peek(id: u32, out: *mut u8, cap: usize, count: *mut u32, lost: *mut u64) -> c_long;
+    pub(crate) fn wasmfw_capture_consume(id: u32, count: u32);
     pub(crate) fn wf_log_ring(f: *const WfFilter) -> *mut c_void;
     pub(crate) fn wasmfw_logring_read(
         ring: *mut c_void,
@@ -106,5 +118,7 @@ extern "C" {
         cap: u32,
         lost: *mut u64,
         dropped: *mut u64,
-    ) -> u32;
+        undo: *mut LogringUndo,
+    ) -> c_int;
+    pub(crate) fn wasmfw_logring_unread(ring: *mut c_void, undo: *const LogringUndo);
 }

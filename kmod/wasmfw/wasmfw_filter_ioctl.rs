@@ -14,8 +14,9 @@ use crate::registry::{Registry, REGISTRY};
 use crate::uapi::*;
 
 /// Most counters a filter has: the builtin ones (engine's
-/// BUILTIN_COUNTERS), `log_dropped` (HOST_COUNTERS) and ABI v1's 32.
-const MAX_COUNTERS: usize = 6 + 1 + 32;
+/// BUILTIN_COUNTERS), `log_dropped` and `nested_runs` (HOST_COUNTERS) and
+/// ABI v1's 32.
+const MAX_COUNTERS: usize = 6 + 2 + 32;
 /// Most maps a filter has (ABI v1).
 const MAX_MAPS: usize = 16;
 
@@ -108,7 +109,10 @@ pub(crate) fn map_dump(reg: &mut Registry, arg: usize) -> Result {
 
 /// The filter's log records from `cursor` on (0: the oldest held), at
 /// most `cap` (and at most a ring's worth) per call; `lost` = records from
-/// the cursor on that were overwritten before this read.
+/// the cursor on that were overwritten before this read. A cursor beyond
+/// the next record to be written is refused (EINVAL). If the records or
+/// the reply cannot be copied out (EFAULT), the read is undone: nothing is
+/// consumed and the next read from the same cursor returns the same records.
 pub(crate) fn log_read(reg: &mut Registry, arg: usize) -> Result {
     let mut req: LogRead = read(arg)?;
     let f = reg.get(req.id)?.filter;
@@ -116,17 +120,33 @@ pub(crate) fn log_read(reg: &mut Registry, arg: usize) -> Result {
     let mut buf =
         zeroed(cap as usize, LogRecord { seq: 0, ts_ns: 0, cpu: 0, level: 0, len: 0, pad: 0, msg: [0; LOG_MSG_LEN] })?;
     let (mut cursor, mut lost, mut dropped) = (req.cursor, 0u64, 0u64);
-    // SAFETY: f is live (the control mutex is held); buf has `cap` records.
-    let n = unsafe { wasmfw_logring_read(wf_log_ring(f), &mut cursor, buf.as_mut_ptr(), cap, &mut lost, &mut dropped) };
-    let mut out = UserSlice::new(req.buf as usize, cap as usize * size_of::<LogRecord>()).writer();
-    for r in buf.iter().take(n.min(cap) as usize) {
-        out.write(r)?;
-    }
-    req.count = n.min(cap);
+    let mut undo = LogringUndo::default();
+    // SAFETY: f is live (the control mutex is held).
+    let ring = unsafe { wf_log_ring(f) };
+    // SAFETY: the ring lives as long as f; buf has `cap` records; the
+    // call writes `undo`.
+    let n =
+        unsafe { wasmfw_logring_read(ring, &mut cursor, buf.as_mut_ptr(), cap, &mut lost, &mut dropped, &mut undo) };
+    let n = u32::try_from(n).map_err(|_| Error::from_errno(n))?.min(cap);
+    req.count = n;
     req.cursor = cursor;
     req.lost = lost;
     req.dropped = dropped;
-    write(arg, &req)
+    let copied = log_reply(arg, &req, &buf[..n as usize]);
+    if copied.is_err() {
+        // SAFETY: the same ring, still live; `undo` is what the read wrote.
+        unsafe { wasmfw_logring_unread(ring, &undo) };
+    }
+    copied
+}
+
+/// LOG_READ's copies out: the records, then the reply.
+fn log_reply(arg: usize, req: &LogRead, records: &[LogRecord]) -> Result {
+    let mut out = UserSlice::new(req.buf as usize, records.len() * size_of::<LogRecord>()).writer();
+    for r in records {
+        out.write(r)?;
+    }
+    write(arg, req)
 }
 
 /// TEST_RUN, entered WITHOUT the control mutex (wasmfw_dev.c): it takes
@@ -216,14 +236,15 @@ pub(crate) fn capture_ctl(reg: &mut Registry, arg: usize) -> Result {
 
 /// CAPTURE_READ: moves the oldest records of the caller's capture to
 /// userspace, through a bounce buffer (the ring's lock is never held
-/// across a copy to userspace).
+/// across a copy to userspace). They leave the ring only once copied: on
+/// EFAULT nothing is consumed and the next read returns the same records.
 pub(crate) fn capture_read(arg: usize) -> Result {
     let mut req: CaptureRead = read(arg)?;
     let cap = req.cap.min(u64::from(CAPTURE_READ_MAX)) as usize;
     let mut buf = KVVec::from_elem(0u8, cap, GFP_KERNEL)?;
     let (mut count, mut lost) = (0u32, 0u64);
     // SAFETY: under the control mutex; buf has `cap` bytes.
-    let len = unsafe { wasmfw_capture_take(req.id, buf.as_mut_ptr(), cap, &mut count, &mut lost) };
+    let len = unsafe { wasmfw_capture_peek(req.id, buf.as_mut_ptr(), cap, &mut count, &mut lost) };
     if len < 0 {
         return Err(Error::from_errno(len as c_int));
     }
@@ -232,5 +253,9 @@ pub(crate) fn capture_read(arg: usize) -> Result {
     req.len = n as u64;
     req.count = count;
     req.lost = lost;
-    write(arg, &req)
+    write(arg, &req)?;
+    // SAFETY: under the control mutex, as the peek above (the capture is
+    // still there: stopping it takes the mutex).
+    unsafe { wasmfw_capture_consume(req.id, count) };
+    Ok(())
 }

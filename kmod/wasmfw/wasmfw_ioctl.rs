@@ -11,6 +11,7 @@ use kernel::uaccess::UserSlice;
 
 use crate::ffi::*;
 use crate::filter_ioctl::{capture_ctl, capture_read, counters, log_read, map_dump, map_op, maps};
+use crate::ids;
 use crate::registry::{Entry, Registry};
 use crate::uapi::verdict::Verdict;
 use crate::uapi::*;
@@ -105,7 +106,8 @@ fn load_args(req: &Load, cookie: u64) -> Result<WfLoadArgs> {
 
 fn load(reg: &mut Registry, arg: usize) -> Result {
     let mut req: Load = read(arg)?;
-    let id = reg.next_id;
+    // After 2^32 loads ids wrap: skip those still loaded.
+    let id = ids::first_free(reg.next_id, |id| reg.index_of(id).is_some());
     let args = load_args(&req, id as u64)?;
     // Names are for display; force termination rather than trust it.
     req.name[31] = 0;
@@ -141,7 +143,7 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         }
         return Err(if error == WF_LOAD_NO_MEMORY { ENOMEM } else { EINVAL });
     }
-    reg.next_id = reg.next_id.wrapping_add(1).max(1);
+    reg.next_id = ids::following(id);
     reg.slots[slot] = Some(Entry {
         id,
         filter,

@@ -6,6 +6,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/errno.h>
 #include <linux/ktime.h>
 #include <linux/minmax.h>
 #include <linux/module.h>
@@ -17,6 +18,7 @@
 
 #include "wasmfw_engine.h"
 #include "wasmfw_log.h"
+#include "wasmfw_run.h"
 
 /* Copies text a filter (or a module it came from) chose into `dst` with
  * every byte outside printable ASCII replaced by '?': no newline or escape
@@ -93,6 +95,8 @@ void wasmfw_host_log(void *ring, int level, const u8 *msg, size_t len)
 	rec->len = len;
 	memcpy(rec->msg, msg, len);
 	spin_unlock_irqrestore(&r->lock, flags);
+	if (wasmfw_nest_test())
+		wasmfw_run_nest_test(msg, len);
 	if (!READ_ONCE(wasmfw_log_to_kernel))
 		return;
 	wasmfw_sanitize(line, sizeof(line), msg, len);
@@ -115,12 +119,18 @@ u64 wasmfw_host_logring_dropped(void *ring)
 	return dropped;
 }
 
-/* Copies up to `cap` records from seq *cursor on into `out` (a kernel
- * buffer; process context, the control mutex held so the filter stays).
- * Advances *cursor past what was copied; *lost: records from the cursor
- * on already overwritten. Returns the records copied. */
-u32 wasmfw_logring_read(void *ring, u64 *cursor, struct wasmfw_log_record *out, u32 cap,
-			u64 *lost, u64 *dropped)
+/*
+ * Copies up to `cap` records from seq *cursor on into `out` (a kernel
+ * buffer; process context, the control mutex held so the filter stays and
+ * reads are serialised). Advances *cursor past what was copied; *lost:
+ * records from the cursor on already overwritten. Returns the records
+ * copied, or -EINVAL for a cursor beyond the next record to be written (it
+ * would raise read_seq past the head, and log_dropped would stop counting).
+ * The read is provisional: `undo` records how read_seq moved, and
+ * wasmfw_logring_unread() takes it back if the copy to userspace fails.
+ */
+int wasmfw_logring_read(void *ring, u64 *cursor, struct wasmfw_log_record *out, u32 cap, u64 *lost,
+			u64 *dropped, struct wasmfw_logring_undo *undo)
 {
 	struct wasmfw_logring *r = ring;
 	unsigned long flags;
@@ -128,6 +138,12 @@ u32 wasmfw_logring_read(void *ring, u64 *cursor, struct wasmfw_log_record *out, 
 	u32 n = 0;
 
 	*lost = 0;
+	spin_lock_irqsave(&r->lock, flags);
+	if (seq > r->head) {
+		spin_unlock_irqrestore(&r->lock, flags);
+		return -EINVAL;
+	}
+	spin_unlock_irqrestore(&r->lock, flags);
 	for (;;) {
 		spin_lock_irqsave(&r->lock, flags);
 		oldest = r->head > WASMFW_LOG_RING_RECORDS ? r->head - WASMFW_LOG_RING_RECORDS : 0;
@@ -136,6 +152,9 @@ u32 wasmfw_logring_read(void *ring, u64 *cursor, struct wasmfw_log_record *out, 
 			seq = oldest;
 		}
 		if (n == cap || seq >= r->head) {
+			undo->prev_read_seq = r->read_seq;
+			undo->read_seq = seq;
+			undo->oldest = oldest;
 			if (seq > r->read_seq)
 				r->read_seq = seq;
 			*dropped = r->dropped;
@@ -148,6 +167,36 @@ u32 wasmfw_logring_read(void *ring, u64 *cursor, struct wasmfw_log_record *out, 
 	}
 	*cursor = seq;
 	return n;
+}
+
+/*
+ * The records a wasmfw_logring_read() returned never reached userspace
+ * (EFAULT): as if it had not happened, so the next read from the same
+ * cursor gets them. Records the writer overwrote meanwhile were not counted
+ * in `dropped` (read_seq said a reader had them): counted now. Control
+ * mutex held, as for the read.
+ */
+void wasmfw_logring_unread(void *ring, const struct wasmfw_logring_undo *undo)
+{
+	struct wasmfw_logring *r = ring;
+	unsigned long flags;
+	u64 oldest, from, to;
+
+	spin_lock_irqsave(&r->lock, flags);
+	/* Only a read that raised read_seq has something to take back; reads
+	 * are serialised, so read_seq is still what that read set. */
+	if (undo->read_seq > undo->prev_read_seq && r->read_seq == undo->read_seq) {
+		oldest = r->head > WASMFW_LOG_RING_RECORDS ? r->head - WASMFW_LOG_RING_RECORDS : 0;
+		/* Overwritten since the read: [undo->oldest, oldest); of those,
+		 * the ones below read_seq and not below prev_read_seq escaped
+		 * the writer's count. */
+		from = max(undo->oldest, undo->prev_read_seq);
+		to = min(oldest, undo->read_seq);
+		if (to > from)
+			r->dropped += to - from;
+		r->read_seq = undo->prev_read_seq;
+	}
+	spin_unlock_irqrestore(&r->lock, flags);
 }
 
 /* Load refusals are triggered by whoever holds CAP_NET_ADMIN, and the text

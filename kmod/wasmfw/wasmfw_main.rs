@@ -23,6 +23,8 @@ mod engine_abi;
 mod ffi;
 #[path = "wasmfw_filter_ioctl.rs"]
 mod filter_ioctl;
+#[path = "wasmfw_ids.rs"]
+mod ids;
 #[path = "wasmfw_ioctl.rs"]
 mod ioctl;
 #[path = "wasmfw_native.rs"]

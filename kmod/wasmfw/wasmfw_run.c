@@ -23,6 +23,7 @@
 #include "wasmfw_engine.h"
 #include "wasmfw_load.h"
 #include "wasmfw_run.h"
+#include "wasmfw_uapi.h"
 
 /*
  * Per-packet stack probe (kmod/tests/t_stack.sh): while the writable module
@@ -106,19 +107,84 @@ static noinline int wasmfw_run_probed(struct wf_filter *f, const u8 *data, size_
 	return verdict;
 }
 
+/*
+ * Nesting test (kmod/tests/t_faults.sh): while the writable module
+ * parameter nest_test is 1, every log line a filter writes from a packet
+ * run makes wasmfw_host_log() run that same filter again on the same CPU,
+ * inside the first run (as netpoll or a nested softirq could): the
+ * engine's nesting guard must refuse it without touching the instance
+ * (wf_run returns on_fault, counted in nested_runs). Reading gives "runs
+ * <nested runs made> last <their last wf_run result>". Off by default.
+ */
+static bool wasmfw_nest_test_on;
+static atomic_long_t wasmfw_nest_test_runs = ATOMIC_LONG_INIT(0);
+static atomic_t wasmfw_nest_test_last = ATOMIC_INIT(-1);
+/* The filter this CPU is running (innermost), for the nesting test only. */
+static DEFINE_PER_CPU(struct wf_filter *, wasmfw_running_filter);
+
+static int wasmfw_nest_test_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "runs %ld last %d\n", atomic_long_read(&wasmfw_nest_test_runs),
+			  atomic_read(&wasmfw_nest_test_last));
+}
+
+static int wasmfw_nest_test_set(const char *val, const struct kernel_param *kp)
+{
+	bool on;
+	int err = kstrtobool(val, &on);
+
+	if (err)
+		return err;
+	if (on) {
+		atomic_long_set(&wasmfw_nest_test_runs, 0);
+		atomic_set(&wasmfw_nest_test_last, -1);
+	}
+	WRITE_ONCE(wasmfw_nest_test_on, on);
+	return 0;
+}
+static const struct kernel_param_ops wasmfw_nest_test_ops = {
+	.get = wasmfw_nest_test_get, .set = wasmfw_nest_test_set,
+};
+module_param_cb(nest_test, &wasmfw_nest_test_ops, NULL, 0600);
+MODULE_PARM_DESC(nest_test, "1: each filter log line runs the filter again, nested (test only)");
+
+/* Called by wasmfw_host_log() (no lock held) while nest_test is on: runs
+ * the filter this CPU is inside of again, nested, on `data`. */
+void wasmfw_run_nest_test(const u8 *data, size_t len)
+{
+	struct wf_filter *f = this_cpu_read(wasmfw_running_filter);
+
+	/* Only from inside a packet run: a load's wasmfw_init logs too. */
+	if (!f || !this_cpu_read(wasmfw_in_packet))
+		return;
+	atomic_set(&wasmfw_nest_test_last, wasmfw_run_bh_off(f, data, len, WASMFW_LINK_RAW_IP));
+	atomic_long_inc(&wasmfw_nest_test_runs);
+}
+
 /* Runs `f` on the calling CPU's instance; the caller has BH disabled, so
- * the instance has one user. */
+ * no other CPU uses the instance. A run nested in another on this CPU
+ * (netpoll, a nested softirq) restores the outer run's marks when it ends;
+ * one of the same filter is refused by the engine's nesting guard. */
 int wasmfw_run_bh_off(struct wf_filter *f, const u8 *data, size_t len, int link)
 {
-	int verdict;
+	int verdict, in_packet = this_cpu_read(wasmfw_in_packet);
+	struct wf_filter *outer = this_cpu_read(wasmfw_running_filter);
 
 	this_cpu_write(wasmfw_in_packet, 1);
+	this_cpu_write(wasmfw_running_filter, f);
 	if (unlikely(READ_ONCE(wasmfw_stack_probe_on)))
 		verdict = wasmfw_run_probed(f, data, len, link);
 	else
 		verdict = wf_run(f, smp_processor_id(), data, len, link);
-	this_cpu_write(wasmfw_in_packet, 0);
+	this_cpu_write(wasmfw_running_filter, outer);
+	this_cpu_write(wasmfw_in_packet, in_packet);
 	return verdict;
+}
+
+/* wasmfw_host_log() asks this before wasmfw_run_nest_test(). */
+bool wasmfw_nest_test(void)
+{
+	return unlikely(READ_ONCE(wasmfw_nest_test_on));
 }
 
 /* The same, from a context that may have BH enabled. */

@@ -12,5 +12,9 @@ struct wf_filter;
 int wasmfw_run_bh_off(struct wf_filter *f, const u8 *data, size_t len, int link);
 /* The same, from a context that may have bottom halves enabled. */
 int wasmfw_run_local(struct wf_filter *f, const u8 *data, size_t len, int link);
+/* The nesting test (module parameter nest_test): is it on, and run the
+ * filter this CPU is running again, nested (from wasmfw_host_log). */
+bool wasmfw_nest_test(void);
+void wasmfw_run_nest_test(const u8 *data, size_t len);
 
 #endif

@@ -24,6 +24,7 @@ use core::mem::{offset_of, size_of};
 
 use wasmfw_engine::abi::RunResult;
 use wasmfw_engine::lock::{Ctx, HostLock};
+use wasmfw_engine::reentry::{refused_result, Reentry};
 use wasmfw_engine::{Env, Filter, Instance, Limits, Verdict};
 use wasmfw_uapi as uapi;
 
@@ -158,12 +159,21 @@ impl Env for KernelEnv {
 
 /// A loaded filter: the shared part and one instance per CPU. CPUs share
 /// the `WfFilter` (only `&` to it ever exists once loaded); each one
-/// mutates only its own instance, through the `UnsafeCell`.
+/// mutates only its own instance, through the `UnsafeCell`, and only
+/// while its slot's nesting guard is claimed.
 pub struct WfFilter {
     filter: Filter,
-    instances: Box<[UnsafeCell<Instance>]>,
+    slots: Box<[Slot]>,
     /// The log ring, owned by the filter's environment (same lifetime).
     log: *mut c_void,
+}
+
+/// One CPU's instance and its nesting guard. A cache line of its own:
+/// each CPU writes its guard on every packet.
+#[repr(align(64))]
+struct Slot {
+    instance: UnsafeCell<Instance>,
+    guard: Reentry,
 }
 
 /// Copies `msg` into the caller's buffer, NUL-terminated, truncated.
@@ -257,9 +267,10 @@ pub unsafe extern "C" fn wf_load(
     let env: Arc<dyn Env> = Arc::new(KernelEnv { log: LogRing(ring) });
     match wasmfw_engine::load(wasm, limits, cfg, args.slots as usize, env, args.seed) {
         Ok((filter, instances)) => {
-            let instances: Box<[UnsafeCell<Instance>]> = instances.into_iter().map(UnsafeCell::new).collect();
+            let slots: Box<[Slot]> =
+                instances.into_iter().map(|i| Slot { instance: UnsafeCell::new(i), guard: Reentry::new() }).collect();
             set_error(WF_LOAD_OK);
-            Box::into_raw(Box::new(WfFilter { filter, instances, log: ring }))
+            Box::into_raw(Box::new(WfFilter { filter, slots, log: ring }))
         }
         Err(e) => {
             write_err(err, err_cap, &e);
@@ -272,8 +283,13 @@ pub unsafe extern "C" fn wf_load(
 /// Runs the filter's instance `slot` on a packet: returns a [`RunResult`]
 /// (the verdict applied, whether the filter trapped or ran out of fuel and
 /// whether audit mode passed a drop: `wasmfw capture` records both; the C
-/// side decodes it with `wasmfw_verdict.h`). Never allocates. The caller guarantees no other CPU uses `slot` at the
-/// same time (slot = the current CPU, with bottom halves disabled).
+/// side decodes it with `wasmfw_verdict.h`). Never allocates. The caller
+/// guarantees no other CPU uses `slot` at the same time (slot = the
+/// current CPU, with bottom halves disabled). A run that starts on that
+/// CPU while one of the same instance is in progress (it interrupted it:
+/// netpoll, a nested softirq, XDP with interrupts off) does not touch the
+/// instance: it returns `on_fault`, marked as a fault, and is counted in
+/// `nested_runs`.
 ///
 /// # Safety
 /// `f` comes from wf_load and is not freed; `pkt` has `len` readable bytes.
@@ -284,12 +300,16 @@ pub unsafe extern "C" fn wf_run(f: *const WfFilter, slot: u32, pkt: *const u8, l
     let f = unsafe { &*f };
     // SAFETY: the caller guarantees `len` readable bytes at `pkt`.
     let pkt = if len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(pkt, len) } };
-    let Some(cell) = f.instances.get(slot as usize) else {
+    let Some(slot) = f.slots.get(slot as usize) else {
         return RunResult::new(f.filter.limits().on_fault, true, false).0;
     };
+    let Some(_running) = slot.guard.enter() else {
+        return refused_result(f.filter.limits()).0;
+    };
     // SAFETY: slot = this CPU with bottom halves off (the caller's
-    // contract): nothing else uses this instance during the call.
-    let inst = unsafe { &mut *cell.get() };
+    // contract), so no other CPU uses this instance, and the guard just
+    // claimed makes this the only run of it on this CPU: the one reference.
+    let inst = unsafe { &mut *slot.instance.get() };
     inst.run(pkt, link).run_result().0
 }
 
@@ -309,7 +329,8 @@ pub unsafe extern "C" fn wf_free(f: *mut WfFilter) {
 /// struct (`struct wasmfw_counter`), so the module copies it out as it is.
 pub type WfCounter = uapi::Counter;
 
-/// Writes up to `cap` counters (builtin ones first); returns how many exist.
+/// Writes up to `cap` counters (builtin ones first, the host's last:
+/// `log_dropped`, `nested_runs`); returns how many exist.
 ///
 /// # Safety
 /// `f` is a live filter; `out` has room for `cap` entries.
@@ -330,17 +351,23 @@ pub unsafe extern "C" fn wf_counters(f: *const WfFilter, out: *mut WfCounter, ca
     });
     // SAFETY: the filter's live ring.
     let dropped = unsafe { wasmfw_host_logring_dropped(f.log) };
-    if n < cap {
-        let mut c = WfCounter { name: [0; uapi::NAME_LEN], value: dropped };
-        c.name[..LOG_DROPPED.len()].copy_from_slice(LOG_DROPPED.as_bytes());
-        // SAFETY: n < cap.
-        unsafe { out.add(n).write(c) };
+    let nested = f.slots.iter().map(|s| s.guard.refused()).fold(0u64, u64::wrapping_add);
+    for (name, value) in [(LOG_DROPPED, dropped), (NESTED_RUNS, nested)] {
+        if n < cap {
+            let mut c = WfCounter { name: [0; uapi::NAME_LEN], value };
+            c.name[..name.len()].copy_from_slice(name.as_bytes());
+            // SAFETY: n < cap.
+            unsafe { out.add(n).write(c) };
+        }
+        n += 1;
     }
-    n + 1
+    n
 }
 
 /// The counter of log records overwritten before any reader got them.
 const LOG_DROPPED: &str = wasmfw_engine::HOST_COUNTERS[0];
+/// The counter of runs the nesting guard refused (wf_run).
+const NESTED_RUNS: &str = wasmfw_engine::HOST_COUNTERS[1];
 
 /// The filter's log ring, for WASMFW_IOC_LOG_READ (wasmfw_logring_read).
 ///

@@ -18,6 +18,7 @@ mod host;
 mod load;
 pub mod lock;
 mod maps;
+pub mod reentry;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -136,8 +137,9 @@ impl std::error::Error for LoadError {}
 /// (`audit_would_drop`).
 pub const BUILTIN_COUNTERS: [&str; 6] = ["packets", "pass", "drop", "fault_trap", "fault_fuel", "audit_would_drop"];
 /// Counters a host may report after the filter's own (the kernel module:
-/// log records overwritten unread, docs/logs.md): reserved names too.
-pub const HOST_COUNTERS: [&str; 1] = ["log_dropped"];
+/// log records overwritten unread, docs/logs.md; runs refused by the
+/// nesting guard, [`reentry`]): reserved names too.
+pub const HOST_COUNTERS: [&str; 2] = ["log_dropped", "nested_runs"];
 const C_PACKETS: usize = 0;
 const C_PASS: usize = 1;
 const C_DROP: usize = 2;
