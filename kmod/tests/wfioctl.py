@@ -289,6 +289,8 @@ def main():
         mutload(fd, int(a[0]), int(a[1]), [open(p, "rb").read() for p in a[2:]])
     elif cmd == "faultload":
         faultload(fd, open(a[0], "rb").read(), int(a[1]))
+    elif cmd == "loadloop":
+        loadloop(fd, open(a[0], "rb").read(), float(a[1]))
     else:
         sys.exit("unknown command " + cmd)
 
@@ -392,6 +394,20 @@ def mutload(fd, n, seed, files):
         unload_id(fd, fid)
     print("mutants", done, "refused", refused, "loaded", loaded, "ran", ran,
           "errnos", ",".join("%d:%d" % kv for kv in sorted(errs.items())))
+
+def loadloop(fd, wasm, secs):
+    """Loads and unloads `wasm` back to back for `secs` seconds; prints how
+    many loads and the longest one (t_rtnl.sh: rtnl meanwhile)."""
+    end, n, longest = time.monotonic() + secs, 0, 0.0
+    while time.monotonic() < end:
+        t = time.monotonic()
+        fid, x, err = load(fd, wasm)
+        longest = max(longest, time.monotonic() - t)
+        if fid is None:
+            sys.exit("loadloop: load refused: errno %s %s" % (x, err))
+        unload_id(fd, fid)
+        n += 1
+    print("loads", n, "longest %.3f" % longest)
 
 def faultload(fd, wasm, stride):
     def setp(name, v):

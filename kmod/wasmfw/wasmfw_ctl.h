@@ -14,9 +14,11 @@ extern const struct file *wasmfw_ioctl_file;
 
 /* Is the control mutex held (always true without lockdep)? */
 bool wasmfw_ctl_held(void);
-/* For the ioctls that take the control mutex themselves (TEST_RUN): 0 or
- * -EINTR if a signal arrived while waiting. Called by Rust. */
+/* For the ioctls that take the control mutex themselves (TEST_RUN, LOAD):
+ * 0 or -EINTR if a signal arrived while waiting. Called by Rust. */
 int wasmfw_ctl_lock(void);
+/* For giving back what a load reserved: must not be skipped. */
+void wasmfw_ctl_lock_uninterruptible(void);
 void wasmfw_ctl_unlock(void);
 
 #endif

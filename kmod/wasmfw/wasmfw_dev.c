@@ -96,6 +96,11 @@ static long wasmfw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	 * never held up for more than a slice. */
 	if (cmd == WASMFW_IOC_TEST_RUN)
 		return wasmfw_rs_test_run(arg);
+	/* A load compiles for every possible CPU and runs wasmfw_init: it
+	 * takes the mutex only to reserve and to publish (wasmfw_ioctl.rs),
+	 * so the netdevice notifier and pernet exit never wait behind it. */
+	if (cmd == WASMFW_IOC_LOAD)
+		return wasmfw_rs_load(arg);
 	/* One control operation at a time: the Rust registry relies on it. */
 	if (mutex_lock_interruptible(&wasmfw_ctl_mutex))
 		return -EINTR;

@@ -60,6 +60,9 @@ extern "C" {
     ) -> c_int;
     pub(crate) fn wasmfw_ctl_lock() -> c_int;
     pub(crate) fn wasmfw_ctl_unlock();
+    pub(crate) fn wasmfw_ctl_lock_uninterruptible();
+    pub(crate) fn wasmfw_load_lock() -> c_int;
+    pub(crate) fn wasmfw_load_unlock();
     pub(crate) fn wasmfw_signal_pending() -> bool;
     pub(crate) fn wasmfw_cond_resched();
     pub(crate) fn wasmfw_current_net() -> *mut c_void;

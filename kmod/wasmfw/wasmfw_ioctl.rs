@@ -12,7 +12,7 @@ use kernel::uaccess::UserSlice;
 use crate::ffi::*;
 use crate::filter_ioctl::{capture_ctl, capture_read, counters, log_read, map_dump, map_op, maps};
 use crate::ids;
-use crate::registry::{Entry, Registry};
+use crate::registry::{Entry, Registry, REGISTRY};
 use crate::uapi::verdict::Verdict;
 use crate::uapi::*;
 
@@ -104,22 +104,58 @@ fn load_args(req: &Load, cookie: u64) -> Result<WfLoadArgs> {
     })
 }
 
-fn load(reg: &mut Registry, arg: usize) -> Result {
+/// Runs `f` on the registry under the control mutex; EINTR if a signal
+/// came while waiting for it.
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> Result<R> {
+    // SAFETY: plain C call; nonzero on a signal.
+    if unsafe { wasmfw_ctl_lock() } != 0 {
+        return Err(EINTR);
+    }
+    // SAFETY: the control mutex is held: this is the only reference.
+    let r = f(unsafe { &mut *REGISTRY.0.get() });
+    // SAFETY: locked above.
+    unsafe { wasmfw_ctl_unlock() };
+    Ok(r)
+}
+
+/// As [`with_registry`], waiting whatever comes: for giving back what a
+/// load reserved, which must not be skipped.
+fn with_registry_always(f: impl FnOnce(&mut Registry)) {
+    // SAFETY: plain C call (mutex_lock).
+    unsafe { wasmfw_ctl_lock_uninterruptible() };
+    // SAFETY: the control mutex is held: this is the only reference.
+    f(unsafe { &mut *REGISTRY.0.get() });
+    // SAFETY: locked above.
+    unsafe { wasmfw_ctl_unlock() };
+}
+
+/// LOAD, called by the glue without the control mutex (issue 16). The user
+/// copies, the compile for every possible CPU and each instance's
+/// `wasmfw_init` (up to seconds for a large module on a large machine) run
+/// outside it, one load at a time under the load mutex (wasmfw_load.c);
+/// the control mutex is held only to reserve a slot and an id, and to
+/// publish. So the netdevice notifier and the pernet exit, which take the
+/// control mutex under rtnl, never wait behind a compile or a user copy.
+pub(crate) fn load(arg: usize) -> Result {
     let mut req: Load = read(arg)?;
-    // After 2^32 loads ids wrap: skip those still loaded.
-    let id = ids::first_free(reg.next_id, |id| reg.index_of(id).is_some());
-    let args = load_args(&req, id as u64)?;
+    let mut args = load_args(&req, 0)?;
     // Names are for display; force termination rather than trust it.
     req.name[31] = 0;
     req.policy[127] = 0;
-    let slot = reg.slots.iter().position(|e| e.is_none()).ok_or(ENOSPC)?;
     let wasm = read_bytes(req.wasm, req.wasm_len, MAX_WASM)?;
     let cfg = read_bytes(req.config, req.config_len, MAX_CONFIG)?;
+    let (slot, id) = with_registry(|reg| reg.reserve())??;
+    args.cookie = id as u64;
+    // SAFETY: plain C call; nonzero on a signal.
+    if unsafe { wasmfw_load_lock() } != 0 {
+        with_registry_always(|reg| reg.loading[slot] = 0);
+        return Err(EINTR);
+    }
     let mut err = [0u8; 256];
     let mut stack_used = 0u32;
     let mut error: c_int = 0;
     // SAFETY: the buffers and `args` are live for the call; the engine
-    // copies what it keeps.
+    // copies what it keeps; the load mutex is held.
     let filter = unsafe {
         wasmfw_load_on_stack(
             wasm.as_ptr(),
@@ -133,6 +169,29 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
             &mut stack_used,
         )
     };
+    // SAFETY: locked above.
+    unsafe { wasmfw_load_unlock() };
+    with_registry_always(|reg| {
+        reg.loading[slot] = 0;
+        if !filter.is_null() {
+            reg.slots[slot] = Some(Entry {
+                id,
+                filter,
+                net: core::ptr::null_mut(),
+                att: core::ptr::null_mut(),
+                hook: 0,
+                ifindex: 0,
+                netns_ino: 0,
+                ifname: [0; 16],
+                name: req.name,
+                policy: req.policy,
+                fuel: req.fuel,
+                memory_limit: req.memory_limit,
+                on_fault: req.on_fault,
+                flags: req.flags,
+            });
+        }
+    });
     if filter.is_null() {
         let n = err.iter().position(|&b| b == 0).unwrap_or(err.len() - 1);
         // SAFETY: `err` has n readable bytes.
@@ -143,28 +202,17 @@ fn load(reg: &mut Registry, arg: usize) -> Result {
         }
         return Err(if error == WF_LOAD_NO_MEMORY { ENOMEM } else { EINVAL });
     }
-    reg.next_id = ids::following(id);
-    reg.slots[slot] = Some(Entry {
-        id,
-        filter,
-        net: core::ptr::null_mut(),
-        att: core::ptr::null_mut(),
-        hook: 0,
-        ifindex: 0,
-        netns_ino: 0,
-        ifname: [0; 16],
-        name: req.name,
-        policy: req.policy,
-        fuel: req.fuel,
-        memory_limit: req.memory_limit,
-        on_fault: req.on_fault,
-        flags: req.flags,
-    });
     req.id = id;
     req.stack_used = stack_used;
     pr_info!("filter {} loaded (kernel stack used by the load: {} bytes)\n", id, stack_used);
     if let Err(e) = write(arg, &req) {
-        reg.release(slot);
+        // The caller never learns the id: free the filter, unless another
+        // process attached it meanwhile (ids are guessable; it is theirs then).
+        with_registry_always(|reg| {
+            if let Some(i) = reg.index_of(id).filter(|&i| reg.slots[i].as_ref().is_some_and(|e| e.hook == 0)) {
+                reg.release(i);
+            }
+        });
         return Err(e);
     }
     Ok(())
@@ -310,7 +358,8 @@ fn list(reg: &mut Registry, arg: usize) -> Result {
 pub(crate) fn dispatch(reg: &mut Registry, cmd: u32, arg: usize) -> Result {
     match cmd {
         IOC_VERSION => UserSlice::new(arg, 4).writer().write_slice(&UAPI_VERSION.to_ne_bytes()),
-        IOC_LOAD => load(reg, arg),
+        // The glue sends LOAD to wasmfw_rs_load, without the mutex.
+        IOC_LOAD => Err(EINVAL),
         IOC_ATTACH => attach(reg, arg),
         IOC_DETACH => detach(reg, arg),
         IOC_UNLOAD => unload(reg, arg),

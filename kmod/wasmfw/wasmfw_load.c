@@ -14,6 +14,7 @@
 #include <linux/list.h>
 #include <linux/memcontrol.h>
 #include <linux/minmax.h>
+#include <linux/mutex.h>
 #include <linux/objtool.h>
 #include <linux/panic.h>
 #include <linux/preempt.h>
@@ -60,7 +61,19 @@ struct wasmfw_load_work {
 	struct mem_cgroup *memcg;	/* the loader's: charged for the load */
 };
 
-/* The load in progress (loads are serialised by the control mutex). */
+static DEFINE_MUTEX(wasmfw_load_mutex);
+
+int wasmfw_load_lock(void)
+{
+	return mutex_lock_interruptible(&wasmfw_load_mutex);
+}
+
+void wasmfw_load_unlock(void)
+{
+	mutex_unlock(&wasmfw_load_mutex);
+}
+
+/* The load in progress (loads are serialised by wasmfw_load_mutex). */
 static struct wasmfw_load_work *wasmfw_cur_load;
 
 static void wasmfw_do_load(struct wasmfw_load_work *lw)

@@ -89,6 +89,16 @@ pub extern "C" fn wasmfw_rs_ioctl(cmd: c_uint, arg: c_ulong) -> c_long {
     }
 }
 
+/// LOAD (called by the glue without the control mutex: it takes it only to
+/// reserve and publish, [`ioctl::load`]).
+#[no_mangle]
+pub extern "C" fn wasmfw_rs_load(arg: c_ulong) -> c_long {
+    match ioctl::load(arg as usize) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
 /// TEST_RUN (called by the glue without the control mutex).
 #[no_mangle]
 pub extern "C" fn wasmfw_rs_test_run(arg: c_ulong) -> c_long {

@@ -7,6 +7,7 @@ use core::ffi::c_void;
 use kernel::prelude::*;
 
 use crate::ffi::*;
+use crate::ids;
 use crate::uapi::MAX_FILTERS;
 
 pub(crate) struct Entry {
@@ -34,6 +35,10 @@ pub(crate) struct Entry {
 
 pub(crate) struct Registry {
     pub(crate) slots: [Option<Entry>; MAX_FILTERS as usize],
+    /// The id a load in progress reserved in a free slot (0: none): LOAD
+    /// compiles outside the control mutex (wasmfw_ioctl.rs), so its slot
+    /// and id are held here until it publishes or gives up.
+    pub(crate) loading: [u32; MAX_FILTERS as usize],
     pub(crate) next_id: u32,
 }
 
@@ -44,11 +49,21 @@ pub(crate) struct Global(pub(crate) UnsafeCell<Registry>);
 unsafe impl Sync for Global {}
 
 pub(crate) static REGISTRY: Global =
-    Global(UnsafeCell::new(Registry { slots: [const { None }; MAX_FILTERS as usize], next_id: 1 }));
+    Global(UnsafeCell::new(Registry { slots: [const { None }; MAX_FILTERS as usize], loading: [0; MAX_FILTERS as usize], next_id: 1 }));
 
 impl Registry {
     pub(crate) fn get(&mut self, id: u32) -> Result<&mut Entry> {
         self.slots.iter_mut().flatten().find(|e| e.id == id).ok_or(ENOENT)
+    }
+
+    /// Reserves a free slot and an id for a load in progress: an id not
+    /// held by a loaded filter or another load (ids wrap after 2^32 loads).
+    pub(crate) fn reserve(&mut self) -> Result<(usize, u32)> {
+        let slot = (0..self.slots.len()).find(|&i| self.slots[i].is_none() && self.loading[i] == 0).ok_or(ENOSPC)?;
+        let id = ids::first_free(self.next_id, |id| self.index_of(id).is_some() || self.loading.contains(&id));
+        self.next_id = ids::following(id);
+        self.loading[slot] = id;
+        Ok((slot, id))
     }
 
     pub(crate) fn index_of(&self, id: u32) -> Option<usize> {

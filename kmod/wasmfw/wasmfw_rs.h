@@ -9,6 +9,8 @@
 long wasmfw_rs_ioctl(unsigned int cmd, unsigned long arg);
 /* Called WITHOUT the control mutex: takes it per time slice itself. */
 long wasmfw_rs_test_run(unsigned long arg);
+/* LOAD, without the control mutex (it takes it to reserve and publish). */
+long wasmfw_rs_load(unsigned long arg);
 /* Detaches (and frees) every attachment on (net, ifindex); ifindex 0: every
  * one in net. `why` is logged. Control mutex held (wasmfw_lifetime.c). */
 void wasmfw_rs_forget(void *net, int ifindex, const char *why);

@@ -15,6 +15,8 @@
 //! - `log.wasm`: passes everything and logs `echo seq=NNNNN` (info, the
 //!   ICMP sequence number, 5 digits) for every IPv4 echo request, at
 //!   either hook (kmod/tests/t_log.sh);
+//! - `big.wasm`: ~1 MiB of code and a `wasmfw_init` that spends most of
+//!   the init fuel: a slow load (kmod/tests/t_rtnl.sh);
 //! - `mixed.pcap`: IPv4/IPv6 echo requests and replies, TCP SYNs, UDP, for
 //!   `wasmfw test-run` against `wasmfw replay`.
 
@@ -71,6 +73,38 @@ fn deep_filter(extra: u32) -> Result<Vec<u8>> {
               (local.set $i (i32.sub (local.get $i) (i32.const 1)))
               (br $again)))
             (i32.or (call $rec (i32.const {depth})) (i32.const 1))))"#
+    );
+    Ok(wat::parse_str(text)?)
+}
+
+/// `big.wasm`: a filter of ~1 MiB of code (BIG_FUNCS functions the filter
+/// never calls) whose `wasmfw_init` spends most of the init fuel: a load
+/// that compiles and initialises for seconds per instance under qemu TCG,
+/// for t_rtnl.sh to show that rtnl never waits behind it. Passes everything.
+fn big_filter() -> Result<Vec<u8>> {
+    const BIG_FUNCS: usize = 2200;
+    const ADDS_PER_FUNC: usize = 100;
+    // 1.5 M rounds exhaust the 10 M init fuel (wasmfw check): 1 M stays under.
+    const INIT_ROUNDS: u32 = 1_000_000;
+    let body = "(i32.add (i32.const 12345))".repeat(ADDS_PER_FUNC);
+    let funcs: String =
+        (0..BIG_FUNCS).map(|i| format!("(func $f{i} (param i32) (result i32) local.get 0 {body})\n")).collect();
+    let text = format!(
+        r#"(module
+          (memory (export "memory") 1)
+          (func (export "wasmfw_abi_version") (result i32) i32.const 1)
+          (func (export "wasmfw_buffer") (result i32) i32.const 1024)
+          (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+          (func (export "wasmfw_init") (param i32) (result i32)
+            (local $i i32)
+            (local.set $i (i32.const {INIT_ROUNDS}))
+            (block $done (loop $again
+              (br_if $done (i32.eqz (local.get $i)))
+              (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+              (br $again)))
+            i32.const 0)
+          (func (export "wasmfw_filter") (param i32 i32) (result i32) i32.const 0)
+          {funcs})"#
     );
     Ok(wat::parse_str(text)?)
 }
@@ -181,7 +215,7 @@ fn mixed_capture(path: &Path) -> Result<()> {
 pub fn build() -> Result<()> {
     let out = root().join("target/test-filters");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let files: [(&str, Vec<u8>); 7] = [
+    let files: [(&str, Vec<u8>); 8] = [
         ("loop.wasm", wat_filter("(loop $l (br $l)) i32.const 0")?),
         // 0x7fff0000 is far past the single 64 KiB page: every packet traps.
         ("oob.wasm", wat_filter("i32.const 0x7fff0000 i32.load drop i32.const 0")?),
@@ -190,6 +224,7 @@ pub fn build() -> Result<()> {
         ("deep.wasm", deep_filter(0)?),
         ("too_deep.wasm", deep_filter(1)?),
         ("log.wasm", log_filter()?),
+        ("big.wasm", big_filter()?),
     ];
     for (name, bytes) in &files {
         let p = out.join(name);
