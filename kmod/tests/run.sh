@@ -21,7 +21,7 @@ G=$root/kmod/guest
 repo_key=$(printf %s "$root" | md5sum | cut -c1-8)
 cd "$root"
 
-ALL_UML=icmp,l4_dos,maps,apply,faults,garbage,replace,audit,caps,test_run,stack,capture,log,xdp,xdp_bench,stress,lifetime,adversarial,kmemleak
+ALL_UML=icmp,l4_dos,maps,apply,faults,garbage,replace,audit,caps,test_run,fuelcost,stack,capture,log,xdp,xdp_bench,stress,lifetime,adversarial,kmemleak
 DEMO=0 ONLY='' TESTS='' CYCLES='' USE_DEBUG=1
 while [[ $# -gt 0 ]]; do
   case $1 in
