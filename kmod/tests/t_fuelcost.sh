@@ -8,11 +8,13 @@
 # (a plain loop) in the same boot. Each must end in the fault verdict (its
 # loop never returns) and cost at most FUELCOST_MAX_RATIO times the plain
 # loop's packet; the host calls' fuel costs are kmod/engine/src/fuel.rs.
-# shellcheck disable=SC2034 # declarations, read by the runner (lib.sh)
-TEST_NET=none
+# Then the log cap on real packets: fuel_log.wasm on vb writes 16 records a
+# packet (MAX_LOG_RECORDS_PER_PACKET) and counts the rest in log_dropped.
 # The ceiling, in tenths: a loop filter's packet may cost 3x the plain
 # loop's (room for a loaded host; free host calls cost 11x, issue 16).
 FUELCOST_MAX_RATIO_TENTHS=${WASMFW_FUELCOST_MAX_RATIO_TENTHS:-30}
+# Log records a packet may write (MAX_LOG_RECORDS_PER_PACKET, kmod/engine/src/fuel.rs).
+LOG_CAP=16
 # Runs per figure: 20 packets of ~2 ms.
 FUELCOST_RUNS=${WASMFW_FUELCOST_RUNS:-20}
 test_fuelcost() {
@@ -47,4 +49,23 @@ test_fuelcost() {
   figure "fuelcost_ns[loop,again]" "$again"
   figure fuelcost_worst_ratio "$((worst / 10)).$((worst % 10)) (ceiling $((FUELCOST_MAX_RATIO_TENTHS / 10)).$((FUELCOST_MAX_RATIO_TENTHS % 10)))"
   [[ ${#over[@]} -eq 0 ]] || fail "over $((FUELCOST_MAX_RATIO_TENTHS / 10)).$((FUELCOST_MAX_RATIO_TENTHS % 10))x the plain loop (${plain} ns): ${over[*]}"
+
+  # The log cap, through the kernel's ring: 16 records per packet, every
+  # later call of the packet counted in log_dropped (thousands per packet).
+  D=$(mktemp -d)
+  printf 'filter = "%s"\nfuel = %s\nmemory_limit = 131072\non_fault = "pass"\n' "$TF/fuel_log.wasm" "$MAXFUEL" > "$D/log.toml"
+  load "$D/log.toml"
+  read -r _ r < <(ping4 3)
+  expect_eq "$r" 3 "echo replies through fuel_log.wasm (on_fault = pass)"
+  # The log before the counters: background packets (IPv6 ND) may add to both in between.
+  lines=$(wf log --iface vb --json | jq -s '[.[] | select(has("msg"))] | length') || fail "wasmfw log --json"
+  snapshot
+  pk=$(snap packets)
+  expect_eq "$(snap fault_fuel)" "$pk" "fault_fuel = packets"
+  ((lines % LOG_CAP == 0 && lines >= 3 * LOG_CAP && lines <= pk * LOG_CAP)) \
+    || fail "$lines log records for $pk packets: want $LOG_CAP per packet"
+  say "$lines log records for $pk packets ($LOG_CAP each)"
+  expect_ge "$(snap log_dropped)" $((pk * 1000)) "log_dropped (calls past the per-packet cap)"
+  figure fuelcost_log_dropped_per_packet "$(($(snap log_dropped) / pk))"
+  unload
 }

@@ -197,7 +197,7 @@ pub fn build() -> Result<()> {
     ];
     let mut fuel_loops = Vec::new();
     for (name, text) in wasmfw_engine::fuel_filters::all() {
-        fuel_loops.push((name, wat::parse_str(&text).with_context(|| format!("{name}"))?));
+        fuel_loops.push((name, wat::parse_str(&text).with_context(|| name.to_string())?));
     }
     for (name, bytes) in files.iter().chain(&fuel_loops) {
         let p = out.join(name);

@@ -64,7 +64,10 @@ const KEY_FROM_ROUND: &str = "(i32.store (i32.const 4096) (i32.and (i32.load (i3
 pub fn all() -> [(&'static str, alloc::string::String); 7] {
     [
         // log: 256-byte info lines.
-        ("fuel_log.wasm", module(1, "(i32.const 0)", "(call $log (i32.const 2) (i32.const 4096) (i32.const 256)) (br $again)")),
+        (
+            "fuel_log.wasm",
+            module(1, "(i32.const 0)", "(call $log (i32.const 2) (i32.const 4096) (i32.const 256)) (br $again)"),
+        ),
         // map_update then map_lookup, 64-byte keys and 256-byte values.
         (
             "fuel_map.wasm",
@@ -88,7 +91,10 @@ pub fn all() -> [(&'static str, alloc::string::String); 7] {
                 ),
             ),
         ),
-        ("fuel_counter.wasm", module(1, DECLARE_COUNTER, "(call $counter_add (global.get $id) (i64.const 1)) (br $again)")),
+        (
+            "fuel_counter.wasm",
+            module(1, DECLARE_COUNTER, "(call $counter_add (global.get $id) (i64.const 1)) (br $again)"),
+        ),
         ("fuel_now.wasm", module(1, "(i32.const 0)", "(drop (call $now_ns)) (br $again)")),
         // memory.fill of the whole page but the counter, then memory.copy of its upper half down.
         (

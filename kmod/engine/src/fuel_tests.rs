@@ -17,6 +17,9 @@ struct CountingEnv {
     now_calls: AtomicU64,
     logs: Mutex<Vec<Vec<u8>>>,
     capped: AtomicU64,
+    /// Count log lines without keeping them (no allocation in the env).
+    quiet: std::sync::atomic::AtomicBool,
+    quiet_logs: AtomicU64,
 }
 
 impl Env for CountingEnv {
@@ -24,7 +27,11 @@ impl Env for CountingEnv {
         self.now_calls.fetch_add(1, Relaxed)
     }
     fn log(&self, _level: i32, msg: &[u8]) {
-        self.logs.lock().unwrap().push(msg.to_vec());
+        if self.quiet.load(Relaxed) {
+            self.quiet_logs.fetch_add(1, Relaxed);
+        } else {
+            self.logs.lock().unwrap().push(msg.to_vec());
+        }
     }
     fn log_capped(&self, records: u64) {
         self.capped.fetch_add(records, Relaxed);
@@ -223,4 +230,28 @@ fn bulk_memory_pays_per_byte() {
         i.run(&[0; 64], 2).fuel_used
     };
     assert_eq!(fill(65_000) - fill(0), 65_000 / u64::from(BULK_BYTES_PER_FUEL));
+}
+
+#[test]
+fn host_call_fuel_faults_and_capped_logs_allocate_at_most_the_trap_error() {
+    // The loops end in a host call's OutOfFuel (or wasmi's): one boxed
+    // error per fault, from the kernel's per-CPU pool (<= 128 bytes).
+    let t = std::thread::Builder::new()
+        .stack_size(LOOP_TEST_STACK_BYTES)
+        .spawn(|| {
+            for (name, wat) in fuel_filters::all() {
+                let (_, mut i, env) = load_with(&wat, MAX_FUEL);
+                env.quiet.store(true, Relaxed);
+                let (n, max) = tests::counting::during(|| {
+                    for _ in 0..3 {
+                        assert_eq!(i.run(&[0; 64], 2).fault, Some(Fault::Fuel), "{name}");
+                    }
+                });
+                assert!(n <= 3 && max <= 128, "{name}: {n} allocations for 3 fuel faults, largest {max} bytes");
+            }
+        })
+        .unwrap();
+    if let Err(panic) = t.join() {
+        std::panic::resume_unwind(panic);
+    }
 }

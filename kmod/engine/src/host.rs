@@ -138,11 +138,7 @@ fn map_declare(
 
 /// The map `id` of the calling instance, after charging `cost(its key
 /// size, its value size)`; for an unknown id only the call's fixed cost.
-fn charged_map(
-    caller: &mut C<'_>,
-    id: i32,
-    cost: impl FnOnce(usize, usize) -> u64,
-) -> Result<Option<Arc<Map>>, Error> {
+fn charged_map(caller: &mut C<'_>, id: i32, cost: impl FnOnce(usize, usize) -> u64) -> Result<Option<Arc<Map>>, Error> {
     let map = map_of(caller.data(), id);
     let fuel = map.as_ref().map_or(fuel::FUEL_HOST_CALL, |m| cost(m.info.key_size, m.info.value_size));
     charge(caller, fuel)?;

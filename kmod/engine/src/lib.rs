@@ -145,7 +145,8 @@ impl std::error::Error for LoadError {}
 /// (`audit_would_drop`).
 pub const BUILTIN_COUNTERS: [&str; 6] = ["packets", "pass", "drop", "fault_trap", "fault_fuel", "audit_would_drop"];
 /// Counters a host may report after the filter's own (the kernel module:
-/// log records overwritten unread, docs/logs.md): reserved names too.
+/// log records overwritten unread or past the per-packet cap, docs/logs.md):
+/// reserved names too.
 pub const HOST_COUNTERS: [&str; 1] = ["log_dropped"];
 const C_PACKETS: usize = 0;
 const C_PASS: usize = 1;

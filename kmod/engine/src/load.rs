@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
 
 use wasmi::{
-    CompilationMode, Config, CustomFuelCosts, EnforcedLimits, Engine, Extern, ExternType, Module, Mutability, Store, StoreLimitsBuilder,
-    ValType,
+    CompilationMode, Config, CustomFuelCosts, EnforcedLimits, Engine, Extern, ExternType, Module, Mutability, Store,
+    StoreLimitsBuilder, ValType,
 };
 
 use crate::fuel::BULK_BYTES_PER_FUEL;
