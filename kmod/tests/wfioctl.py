@@ -2,7 +2,7 @@
 """Raw ioctls on /dev/wasmfw (layouts from `wasmfw uapi-layout`), bypassing the wasmfw
 CLI's own checks, so the module's own answers are what gets tested.
 
-    wfioctl.py load FILE.wasm [fuel] [on_fault]  "id <n> stack <bytes>" or "errno <e> <err text>"
+    wfioctl.py load FILE.wasm [fuel] [on_fault] [memory_limit]  "id <n> stack <bytes>" or "errno <e> <err text>"
     wfioctl.py const NAME                 a constant of the interface (WASMFW_MAX_FUEL): its value
     wfioctl.py unload ID
     wfioctl.py attach ID HOOK IFNAME      HOOK 1 netfilter, 2 xdp (the module's slot only,
@@ -91,10 +91,10 @@ def test_run(fd, fid, pkt, repeat, link):
     fcntl.ioctl(fd, U.ioc("TEST_RUN"), req)
     return U.unpack("test_run", req)
 
-def load(fd, wasm, fuel=20000, on_fault=0):
+def load(fd, wasm, fuel=20000, on_fault=0, memory_limit=131072):
     wbuf = ctypes.create_string_buffer(wasm, len(wasm) or 1)
     ebuf = ctypes.create_string_buffer(256)
-    req = U.pack("load", wasm=ctypes.addressof(wbuf), wasm_len=len(wasm), fuel=fuel, memory_limit=131072,
+    req = U.pack("load", wasm=ctypes.addressof(wbuf), wasm_len=len(wasm), fuel=fuel, memory_limit=memory_limit,
                  on_fault=on_fault, name="raw", err=ctypes.addressof(ebuf), err_len=256)
     try:
         fcntl.ioctl(fd, U.ioc("LOAD"), req)
@@ -209,7 +209,7 @@ def main():
     fd = os.open("/dev/wasmfw", os.O_RDWR)
     if cmd == "load":
         fid, x, err = load(fd, open(a[0], "rb").read(), int(a[1]) if len(a) > 1 else 20000,
-                           int(a[2]) if len(a) > 2 else 0)
+                           int(a[2]) if len(a) > 2 else 0, int(a[3]) if len(a) > 3 else 131072)
         print("errno", x, err) if fid is None else print("id", fid, "stack", x)
     elif cmd == "unload":
         unload_id(fd, int(a[0]))

@@ -44,7 +44,8 @@ MODULE_PARM_DESC(log_to_kernel, "also copy filters' log lines to the kernel log 
  * path writes a record under `lock` (irqsave: the same lock is taken at
  * load by wasmfw_init's lines, in process context, and by readers), never
  * allocates, and when the ring is full overwrites the oldest record,
- * counting it in `dropped` if no reader had got it yet. Readers
+ * counting it in `dropped` if no reader had got it yet; lines past the
+ * engine's per-packet cap are counted there too. Readers
  * (WASMFW_IOC_LOG_READ) copy one record per lock hold, so the packet path
  * waits at most one 288-byte copy.
  */
@@ -53,7 +54,7 @@ struct wasmfw_logring {
 	u64 id;			/* the filter's id, for the kernel log */
 	u64 head;		/* seq of the next record written */
 	u64 read_seq;		/* a reader got every record below this */
-	u64 dropped;		/* overwritten before any reader got them */
+	u64 dropped;		/* overwritten before any reader got them, or capped */
 	struct wasmfw_log_record rec[WASMFW_LOG_RING_RECORDS];
 };
 
@@ -105,6 +106,19 @@ void wasmfw_host_log(void *ring, int level, const u8 *msg, size_t len)
 		pr_warn_ratelimited("filter %llu: %s\n", r->id, line);
 	else
 		pr_info_ratelimited("filter %llu: %s\n", r->id, line);
+}
+
+/* Lines a packet logged past the engine's per-packet cap
+ * (MAX_LOG_RECORDS_PER_PACKET, kmod/engine/src/fuel.rs): never written,
+ * counted with the overwritten ones in `log_dropped`. Once per such packet. */
+void wasmfw_host_logring_add_dropped(void *ring, u64 records)
+{
+	struct wasmfw_logring *r = ring;
+	unsigned long flags;
+
+	spin_lock_irqsave(&r->lock, flags);
+	r->dropped += records;
+	spin_unlock_irqrestore(&r->lock, flags);
 }
 
 u64 wasmfw_host_logring_dropped(void *ring)

@@ -17,6 +17,10 @@
 //!   either hook (kmod/tests/t_log.sh);
 //! - `big.wasm`: ~1 MiB of code and a `wasmfw_init` that spends most of
 //!   the init fuel: a slow load (kmod/tests/t_rtnl.sh);
+//! - `fuel_*.wasm`: filters that loop forever on one host function or on
+//!   bulk memory (`wasmfw_engine::fuel_filters`), for
+//!   kmod/tests/t_fuelcost.sh: the worst packet's time whatever the fuel
+//!   is spent on;
 //! - `mixed.pcap`: IPv4/IPv6 echo requests and replies, TCP SYNs, UDP, for
 //!   `wasmfw test-run` against `wasmfw replay`.
 
@@ -226,11 +230,15 @@ pub fn build() -> Result<()> {
         ("log.wasm", log_filter()?),
         ("big.wasm", big_filter()?),
     ];
-    for (name, bytes) in &files {
+    let mut fuel_loops = Vec::new();
+    for (name, text) in wasmfw_engine::fuel_filters::all() {
+        fuel_loops.push((name, wat::parse_str(&text).with_context(|| name.to_string())?));
+    }
+    for (name, bytes) in files.iter().chain(&fuel_loops) {
         let p = out.join(name);
         std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
     }
     mixed_capture(&out.join("mixed.pcap"))?;
-    eprintln!("xtask: {} test filters and mixed.pcap in {}", files.len(), out.display());
+    eprintln!("xtask: {} test filters and mixed.pcap in {}", files.len() + fuel_loops.len(), out.display());
     Ok(())
 }

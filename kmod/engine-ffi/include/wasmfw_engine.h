@@ -71,6 +71,7 @@ __u64 wasmfw_host_now_ns(void);
 void *wasmfw_host_logring_new(__u64 id);
 void wasmfw_host_logring_free(void *ring);
 __u64 wasmfw_host_logring_dropped(void *ring);
+void wasmfw_host_logring_add_dropped(void *ring, __u64 records);
 void wasmfw_host_log(void *ring, int level, const __u8 *msg, size_t len);
 void __noreturn wasmfw_host_panic(const __u8 *msg, size_t len);
 void *wasmfw_host_lock_new(void);

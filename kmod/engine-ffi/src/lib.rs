@@ -35,6 +35,7 @@ extern "C" {
     fn wasmfw_host_logring_new(id: u64) -> *mut c_void;
     fn wasmfw_host_logring_free(ring: *mut c_void);
     fn wasmfw_host_logring_dropped(ring: *mut c_void) -> u64;
+    fn wasmfw_host_logring_add_dropped(ring: *mut c_void, records: u64);
     fn wasmfw_host_log(ring: *mut c_void, level: c_int, msg: *const u8, len: usize);
     fn wasmfw_host_panic(msg: *const u8, len: usize) -> !;
     fn wasmfw_host_lock_new() -> *mut c_void;
@@ -145,6 +146,10 @@ impl Env for KernelEnv {
     fn log(&self, level: i32, msg: &[u8]) {
         // SAFETY: a live ring; msg is a valid slice for the duration of the call.
         unsafe { wasmfw_host_log(self.log.0, level, msg.as_ptr(), msg.len()) }
+    }
+    fn log_capped(&self, records: u64) {
+        // SAFETY: a live ring; plain C call, any context.
+        unsafe { wasmfw_host_logring_add_dropped(self.log.0, records) }
     }
     fn new_lock(&self) -> Option<Box<dyn HostLock>> {
         // SAFETY: plain C call (process context, at load).

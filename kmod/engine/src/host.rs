@@ -2,13 +2,16 @@
 //!
 //! Every pointer from the filter is bounds-checked against its memory; a
 //! bad one is a trap, i.e. a fault with the policy's verdict, never an
-//! access outside the instance.
+//! access outside the instance. Every call first charges the fuel its work
+//! costs ([`crate::fuel`]); a budget that cannot pay is a fuel fault, as if
+//! the filter's own instructions had used it up.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use wasmi::{Caller, Error, Linker, Memory, StoreLimits, TrapCode};
 
+use crate::fuel;
 use crate::lock::Ctx;
 use crate::maps::{Map, MapInfo};
 use crate::{abi, bump, Name, Shared, BUILTIN_COUNTERS, HOST_COUNTERS};
@@ -28,6 +31,10 @@ pub(crate) struct HostState {
     pub creating: bool,
     /// The last error line logged during init, shown if init fails.
     pub init_error: Vec<u8>,
+    /// Log records written in this run ([`fuel::MAX_LOG_RECORDS_PER_PACKET`]).
+    pub logs_this_run: u32,
+    /// `log` calls past that cap in this run, written nowhere.
+    pub logs_capped: u32,
 }
 
 impl HostState {
@@ -49,6 +56,20 @@ type C<'a> = Caller<'a, HostState>;
 /// the packet path for each bad call.
 fn trap() -> Error {
     Error::from(TrapCode::MemoryOutOfBounds)
+}
+
+/// Takes `cost` fuel units for the host call about to run, before it does
+/// anything; if the budget is short, empties it and traps with OutOfFuel
+/// (counted as `fault_fuel`, like wasmi's own exhaustion).
+fn charge(caller: &mut C<'_>, cost: u64) -> Result<(), Error> {
+    // Fuel metering is always on (load.rs: `consume_fuel(true)`).
+    let left = caller.get_fuel().unwrap_or(0);
+    let (rest, result) = match left.checked_sub(cost) {
+        Some(rest) => (rest, Ok(())),
+        None => (0, Err(Error::from(TrapCode::OutOfFuel))),
+    };
+    let _ = caller.set_fuel(rest);
+    result
 }
 
 /// The filter's memory and the host state, borrowed together.
@@ -79,6 +100,7 @@ fn map_declare(
     name_ptr: i32,
     name_len: i32,
 ) -> Result<i32, Error> {
+    charge(&mut caller, fuel::declare_cost(name_len as u32 as usize))?;
     let (mem, state) = split(&mut caller)?;
     if !state.in_init {
         return Ok(abi::E_PERM);
@@ -114,9 +136,18 @@ fn map_declare(
     Ok(id as i32)
 }
 
+/// The map `id` of the calling instance, after charging `cost(its key
+/// size, its value size)`; for an unknown id only the call's fixed cost.
+fn charged_map(caller: &mut C<'_>, id: i32, cost: impl FnOnce(usize, usize) -> u64) -> Result<Option<Arc<Map>>, Error> {
+    let map = map_of(caller.data(), id);
+    let fuel = map.as_ref().map_or(fuel::FUEL_HOST_CALL, |m| cost(m.info.key_size, m.info.value_size));
+    charge(caller, fuel)?;
+    Ok(map)
+}
+
 fn map_lookup(mut caller: C<'_>, id: i32, key_ptr: i32, value_ptr: i32) -> Result<i32, Error> {
+    let Some(map) = charged_map(&mut caller, id, fuel::map_lookup_cost)? else { return Ok(abi::E_INVAL) };
     let (mem, state) = split(&mut caller)?;
-    let Some(map) = map_of(state, id) else { return Ok(abi::E_INVAL) };
     let (ks, vs) = (map.info.key_size, map.info.value_size);
     let mut key = [0u8; abi::MAX_KEY_SIZE];
     key[..ks].copy_from_slice(&mem[range(mem.len(), key_ptr, ks)?]);
@@ -125,20 +156,21 @@ fn map_lookup(mut caller: C<'_>, id: i32, key_ptr: i32, value_ptr: i32) -> Resul
 }
 
 fn map_update(mut caller: C<'_>, id: i32, key_ptr: i32, value_ptr: i32) -> Result<i32, Error> {
+    let Some(map) = charged_map(&mut caller, id, fuel::map_update_cost)? else { return Ok(abi::E_INVAL) };
     let (mem, state) = split(&mut caller)?;
-    let Some(map) = map_of(state, id) else { return Ok(abi::E_INVAL) };
     let key = &mem[range(mem.len(), key_ptr, map.info.key_size)?];
     let value = &mem[range(mem.len(), value_ptr, map.info.value_size)?];
     Ok(map.update(state.ctx(), state.slot, key, value))
 }
 
 fn map_delete(mut caller: C<'_>, id: i32, key_ptr: i32) -> Result<i32, Error> {
+    let Some(map) = charged_map(&mut caller, id, |k, _| fuel::map_delete_cost(k))? else { return Ok(abi::E_INVAL) };
     let (mem, state) = split(&mut caller)?;
-    let Some(map) = map_of(state, id) else { return Ok(abi::E_INVAL) };
     Ok(map.delete(state.ctx(), &mem[range(mem.len(), key_ptr, map.info.key_size)?]))
 }
 
 fn counter_declare(mut caller: C<'_>, name_ptr: i32, name_len: i32) -> Result<i32, Error> {
+    charge(&mut caller, fuel::declare_cost(name_len as u32 as usize))?;
     let (mem, state) = split(&mut caller)?;
     if !state.in_init {
         return Ok(abi::E_PERM);
@@ -165,7 +197,8 @@ fn counter_declare(mut caller: C<'_>, name_ptr: i32, name_len: i32) -> Result<i3
     Ok(id as i32)
 }
 
-fn counter_add(caller: C<'_>, id: i32, delta: i64) -> Result<(), Error> {
+fn counter_add(mut caller: C<'_>, id: i32, delta: i64) -> Result<(), Error> {
+    charge(&mut caller, fuel::COUNTER_ADD_COST)?;
     let state = caller.data();
     if let Ok(i) = usize::try_from(id) {
         if i < state.counters {
@@ -175,19 +208,28 @@ fn counter_add(caller: C<'_>, id: i32, delta: i64) -> Result<(), Error> {
     Ok(())
 }
 
-fn now_ns(caller: C<'_>) -> i64 {
-    caller.data().shared.env.now_ns() as i64
+fn now_ns(mut caller: C<'_>) -> Result<i64, Error> {
+    charge(&mut caller, fuel::NOW_NS_COST)?;
+    Ok(caller.data().shared.env.now_ns() as i64)
 }
 
 fn log(mut caller: C<'_>, level: i32, ptr: i32, len: i32) -> Result<(), Error> {
-    let (mem, state) = split(&mut caller)?;
     let len = (len as u32 as usize).min(abi::MAX_LOG_LEN);
+    charge(&mut caller, fuel::log_cost(len))?;
+    let (mem, state) = split(&mut caller)?;
     let msg = &mem[range(mem.len(), ptr, len)?];
     if state.in_init && level == abi::LOG_ERROR {
         state.init_error.clear();
         if state.init_error.try_reserve(msg.len()).is_ok() {
             state.init_error.extend_from_slice(msg);
         }
+    }
+    if !state.in_init {
+        if state.logs_this_run >= fuel::MAX_LOG_RECORDS_PER_PACKET {
+            state.logs_capped += 1;
+            return Ok(());
+        }
+        state.logs_this_run += 1;
     }
     state.shared.env.log(level, msg);
     Ok(())

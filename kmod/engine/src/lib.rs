@@ -13,6 +13,8 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod fuel;
+pub mod fuel_filters;
 mod hashmap;
 mod host;
 mod load;
@@ -51,6 +53,13 @@ pub trait Env: Send + Sync {
     /// bytes are the filter's, unfiltered: a host that writes them to a
     /// shared log must neutralise control characters).
     fn log(&self, level: i32, msg: &[u8]);
+    /// `records` lines one packet logged past
+    /// [`fuel::MAX_LOG_RECORDS_PER_PACKET`], written nowhere: a host with a
+    /// `log_dropped` counter counts them there. Called once per such packet,
+    /// after its run.
+    fn log_capped(&self, records: u64) {
+        let _ = records;
+    }
     /// A lock for a map shared by the packet path and the control path
     /// (called at load, in process context); None if memory is short. The
     /// kernel provides a `spinlock_t` ([`lock`]).
@@ -137,8 +146,8 @@ impl std::error::Error for LoadError {}
 /// (`audit_would_drop`).
 pub const BUILTIN_COUNTERS: [&str; 6] = ["packets", "pass", "drop", "fault_trap", "fault_fuel", "audit_would_drop"];
 /// Counters a host may report after the filter's own (the kernel module:
-/// log records overwritten unread, docs/logs.md; runs refused by the
-/// nesting guard, [`reentry`]): reserved names too.
+/// log records overwritten unread or past the per-packet cap, docs/logs.md;
+/// runs refused by the nesting guard, [`reentry`]): reserved names too.
 pub const HOST_COUNTERS: [&str; 2] = ["log_dropped", "nested_runs"];
 const C_PACKETS: usize = 0;
 const C_PASS: usize = 1;
@@ -255,7 +264,13 @@ impl Instance {
             dst.copy_from_slice(&packet[..n]);
         }
         let _ = self.store.set_fuel(limits.fuel);
+        let state = self.store.data_mut();
+        (state.logs_this_run, state.logs_capped) = (0, 0);
         let result = self.filter_fn.call(&mut self.store, (n as i32, link));
+        let state = self.store.data();
+        if state.logs_capped > 0 {
+            state.shared.env.log_capped(u64::from(state.logs_capped));
+        }
         let left = self.store.get_fuel().unwrap_or(0);
         // wasmi charges a block on entry; an exhausted budget was all used.
         let fuel_used = if matches!(&result, Err(e) if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel)) {
@@ -325,5 +340,7 @@ fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
+#[cfg(test)]
+mod fuel_tests;
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
 
 use wasmi::{
-    CompilationMode, Config, EnforcedLimits, Engine, Extern, ExternType, Module, Mutability, Store, StoreLimitsBuilder,
-    ValType,
+    CompilationMode, Config, CustomFuelCosts, EnforcedLimits, Engine, Extern, ExternType, Module, Mutability, Store,
+    StoreLimitsBuilder, ValType,
 };
 
+use crate::fuel::BULK_BYTES_PER_FUEL;
 use crate::host::{self, HostState};
 use crate::{abi, Env, Filter, Instance, Limits, LoadError, Shared, NCOUNTERS};
 
@@ -57,6 +58,14 @@ fn sig(params: &[ValType], results: &[ValType]) -> String {
 pub(crate) fn engine() -> Engine {
     let mut c = Config::default();
     c.consume_fuel(true)
+        // Bulk memory and table operations pay per byte moved (fuel.rs);
+        // translation and validation costs are wasmi's defaults (they only
+        // apply to lazy compilation, never used here).
+        .fuel_cost(CustomFuelCosts {
+            bytes_copied_per_fuel: BULK_BYTES_PER_FUEL,
+            fuel_per_bytes_translated: 7,
+            fuel_per_bytes_validated: 2,
+        })
         // Filters are integer code; the kernel cannot use the FPU in softirq.
         .floats(false)
         .compilation_mode(CompilationMode::Eager)
@@ -263,6 +272,8 @@ fn instantiate(
         in_init: false,
         creating: slot == 0,
         init_error: Vec::new(),
+        logs_this_run: 0,
+        logs_capped: 0,
     };
     let linker = host::linker(engine).map_err(|e| LoadError::Invalid(e.to_string()))?;
     let mut store = Store::new(engine, state);

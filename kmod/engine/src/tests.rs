@@ -306,7 +306,7 @@ fn host_calls_with_bad_pointers_trap() {
 }
 
 /// Counts this thread's heap allocations (tests run on parallel threads).
-mod counting {
+pub(crate) mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
