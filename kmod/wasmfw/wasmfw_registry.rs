@@ -48,8 +48,11 @@ pub(crate) struct Global(pub(crate) UnsafeCell<Registry>);
 // wasmfw_rs_teardown, which the C glue calls with wasmfw_ctl_lock held.
 unsafe impl Sync for Global {}
 
-pub(crate) static REGISTRY: Global =
-    Global(UnsafeCell::new(Registry { slots: [const { None }; MAX_FILTERS as usize], loading: [0; MAX_FILTERS as usize], next_id: 1 }));
+pub(crate) static REGISTRY: Global = Global(UnsafeCell::new(Registry {
+    slots: [const { None }; MAX_FILTERS as usize],
+    loading: [0; MAX_FILTERS as usize],
+    next_id: 1,
+}));
 
 impl Registry {
     pub(crate) fn get(&mut self, id: u32) -> Result<&mut Entry> {
