@@ -45,7 +45,8 @@ pub struct Entry {
     pub policy: Option<String>,
     /// Unix time, seconds.
     pub loaded_at: u64,
-    /// Kernel program id of the XDP program (the eBPF twin, or xdp-bridge).
+    /// Kernel program id of the XDP program (the eBPF twin, the compiled
+    /// filter, or xdp-bridge).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prog_id: Option<u32>,
     /// Filter id in the wasmfw module (wasm).
