@@ -117,7 +117,8 @@ fn compiled_engine_on_veth() {
         assert!(!out.status.success() && err.contains("not supported by the compiled engine yet"), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
     }
-    let out = lab.wasmfw(&["load", icmp.to_str().unwrap(), "--iface", IF_B, "--engine", "compiled", "--hook", "netfilter"]);
+    let out =
+        lab.wasmfw(&["load", icmp.to_str().unwrap(), "--iface", IF_B, "--engine", "compiled", "--hook", "netfilter"]);
     assert!(!out.status.success() && stderr(&out).contains("xdp hook only"), "{}", stderr(&out));
 
     let d: serde_json::Value = lab.json(&["unload", "--iface", IF_B]);
