@@ -138,6 +138,20 @@ fn compiled_engine_on_veth() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(lab.ping(1), "ping still fails after unload --netns");
 
+    // --- native XDP mode (veth has a driver hook), then audit ----------
+    lab.wasmfw_ok(&["load", icmp.to_str().unwrap(), "--iface", IF_B, "--engine", "compiled", "--mode", "native"]);
+    assert_eq!(lab.status()[0]["mode"], "native");
+    assert!(!lab.ping(2), "ping got through compiled icmp_drop in native mode");
+    assert_eq!(n(&lab.counters(), "echo_dropped"), 2);
+    lab.wasmfw_ok(&["unload", "--iface", IF_B]);
+    lab.wasmfw_ok(&["load", icmp.to_str().unwrap(), "--iface", IF_B, "--engine", "compiled", "--audit"]);
+    assert_eq!(lab.status()[0]["filter_mode"], "audit");
+    assert!(lab.ping(2), "ping dropped by compiled icmp_drop in audit mode");
+    let c = lab.counters();
+    // `drop` still counts the filter's drops in audit mode (docs/audit-and-replace.md).
+    assert_eq!((n(&c, "audit_would_drop"), n(&c, "echo_dropped"), n(&c, "drop")), (2, 2, 2), "{c}");
+    lab.wasmfw_ok(&["unload", "--iface", IF_B]);
+
     // --- --engine auto picks compiled (the verifier accepts icmp_drop) -----
     let r = lab.json(&["load", icmp.to_str().unwrap(), "--iface", IF_B, "--engine", "auto"]);
     assert_eq!(r["attached"]["engine"], "compiled", "{r}");
