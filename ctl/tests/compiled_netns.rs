@@ -107,7 +107,6 @@ fn compiled_engine_on_veth() {
     assert_ne!(st[0]["prog_id"].as_u64().unwrap(), old, "--replace kept the old program: {st}");
     assert!(!lab.ping(1), "ping got through after --replace");
     for args in [
-        vec!["map", "list", "--iface", IF_B],
         vec!["log", "--iface", IF_B],
         vec!["capture", "--iface", IF_B, "--verdict", "drop", "-w", "/dev/null", "-c", "1"],
         vec!["apply", "/nonexistent", "--engine", "compiled"],
@@ -189,6 +188,16 @@ fn compiled_engine_on_veth() {
     let c = lab.counters();
     assert!(n(&c, "blocked_port") >= 1, "{c}");
     assert_eq!(n(&c, "fault_trap") + n(&c, "fault_fuel"), 0, "{c}");
+    // `map` reaches the program's BPF maps: the next packet sees an edit.
+    let maps = lab.json(&["map", "list", "--iface", IF_B]);
+    let names: Vec<&str> = maps.as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+    assert!(names.contains(&"blocked_ports") && !names.iter().any(|n| n.starts_with("wf_")), "{maps}");
+    lab.wasmfw_ok(&["map", "set", "--iface", IF_B, "blocked_ports", "8080"]);
+    let before = n(&lab.counters(), "blocked_port");
+    assert!(!lab.tcp_to(8080), "TCP to 8080 answered after `map set blocked_ports 8080`");
+    assert!(n(&lab.counters(), "blocked_port") > before);
+    lab.wasmfw_ok(&["map", "del", "--iface", IF_B, "blocked_ports", "8080"]);
+    assert!(lab.tcp_to(8080), "TCP to 8080 blocked after `map del blocked_ports 8080`");
     lab.wasmfw_ok(&["unload", "--iface", IF_B]);
 
     // --- dns_block: a blocked name is dropped, another answered -----------

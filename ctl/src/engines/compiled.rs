@@ -14,7 +14,7 @@ use wasm2ebpf::Compiled;
 use wasmfw_ebpf::rawmap::maps_of_prog;
 use wasmfw_policy::{Hook, Mode, Policy};
 
-use super::ebpf::check_ebpf;
+use super::ebpf::{check_ebpf, TwinMaps};
 use super::xdp::{mode_name, mode_of, xdp_slot_free};
 use crate::access::{check_iface, check_privileges};
 use crate::backend::{
@@ -32,6 +32,9 @@ pub const NAME: &str = "compiled";
 
 /// The name of the counters map `wasm2ebpf` creates (one per-CPU entry).
 const COUNTERS_MAP: &str = "wf_counters";
+
+/// The name of the linear-memory map `wasm2ebpf` creates (not the filter's).
+const MEMORY_MAP: &str = "wf_memory";
 
 /// Prefix of the program's kernel name (`bpftool prog` shows it).
 const PROG_PREFIX: &str = "wfc_";
@@ -111,7 +114,10 @@ impl Backend for CompiledEngine {
     fn find(&self, ns: u64, iface: &str) -> Result<Option<Box<dyn Attachment>>> {
         let Some(mut e) = record(ns, iface) else { return Ok(None) };
         check_ebpf(&mut e);
-        Ok(e.attached.then(|| Box::new(Attached { filter: e.filter }) as Box<dyn Attachment>))
+        Ok(match (e.attached, e.prog_id) {
+            (true, Some(prog_id)) => Some(Box::new(Attached { prog_id, filter: e.filter })),
+            _ => None,
+        })
     }
 
     fn test_run(&self, _policy: &Policy, _packets: &[Packet], _repeat: u32, _via_xdp: bool, _each: Each) -> Result<()> {
@@ -299,8 +305,9 @@ impl Prepared for Target {
     }
 }
 
-/// A compiled filter attached on an interface.
+/// A compiled filter attached on an interface: its program and name.
 struct Attached {
+    prog_id: u32,
     filter: String,
 }
 
@@ -309,8 +316,12 @@ impl Attachment for Attached {
         &self.filter
     }
 
+    /// The BPF maps the program uses, which are the filter's maps (a map
+    /// the packet path never touches is not kept by the program).
     fn maps(&self) -> Result<Box<dyn Maps>> {
-        Err(not_yet("map"))
+        let mut maps = maps_of_prog(self.prog_id)?;
+        maps.retain(|m| m.name != COUNTERS_MAP && m.name != MEMORY_MAP);
+        Ok(Box::new(TwinMaps(maps)))
     }
 
     fn log(&self, _follow: bool, _sink: &mut dyn LogSink) -> Result<()> {

@@ -342,8 +342,9 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The maps of a twin's program.
-struct TwinMaps(Vec<RawMap>);
+/// The maps of a twin's program (and of a compiled filter's, less its
+/// memory and counters).
+pub(super) struct TwinMaps(pub(super) Vec<RawMap>);
 
 impl TwinMaps {
     fn map(&self, name: &str) -> &RawMap {
