@@ -4,8 +4,8 @@
 # XDP auto falls back to the module's interpreter and says why; status
 # names `wasm` and the filter runs (its log lines). At netfilter auto picks
 # wasm too. icmp_drop at XDP: compiled if this kernel's verifier accepts
-# the translation, else wasm with the reason; either way ping is dropped
-# and status names the engine the load reported.
+# the translation (x86), else wasm with the reason (UML: misaligned loads);
+# either way ping is dropped and status names the engine the load reported.
 test_auto() {
   out=$(wf load "$TF/log.wasm" --iface vb --engine auto --json 2>&1) || fail "load log.wasm --engine auto: $out"
   say "log.wasm at xdp: $(jq -c '.attached | {engine, chosen_by, fallback_reason}' <<< "$out")"
