@@ -61,6 +61,9 @@ fn desired(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
 }
 
 pub fn run(dir: &Path, engine: Engine, mode: XdpMode, dry_run: bool, json: bool) -> Result<()> {
+    if !engine.applies() {
+        bail!("apply is not supported by the {} engine yet (use --engine wasm or ebpf)", engine.name());
+    }
     let want = desired(dir)?;
     let ns = netns::current()?;
     let have: BTreeMap<String, (Option<String>, String)> =

@@ -47,7 +47,7 @@ pub struct LoadArgs {
     /// Interface to attach to (overrides the policy's `iface`).
     #[arg(long)]
     pub iface: Option<String>,
-    /// Engine that runs the filter.
+    /// Engine that runs the filter (docs/compiled.md for compiled and auto).
     #[arg(long, value_enum, default_value_t = engines::DEFAULT)]
     pub engine: Engine,
     /// Hook (overrides the policy's `hook`).
@@ -125,7 +125,8 @@ pub enum Cmd {
     /// policies (*.toml, each naming its interfaces) in a directory.
     Apply {
         dir: PathBuf,
-        /// Engine for every policy.
+        /// Engine for every policy (wasm or ebpf: compiled and auto are not
+        /// supported by apply yet).
         #[arg(long, value_enum, default_value_t = engines::DEFAULT)]
         engine: Engine,
         /// XDP attach mode.

@@ -48,6 +48,10 @@ pub trait Backend: Sync {
     fn test_run(&self, _policy: &Policy, _packets: &[Packet], _repeat: u32, _via_xdp: bool, _each: Each) -> Result<()> {
         bail!("the {} engine has no test-run", self.name())
     }
+    /// Whether `apply` may use this engine.
+    fn applies(&self) -> bool {
+        true
+    }
     /// Something `poll` calls each interval for entry `e` (the eBPF twins
     /// print their aya-log records); `None` if there is nothing to do.
     fn log_flusher(&self, _e: &Entry) -> Option<Box<dyn FnMut()>> {

@@ -6,7 +6,7 @@
 //! main ─> args (the clap types) ─> engines (for --engine's values)
 //!  └─> commands: apply ─> manage, status, maps, log, capture, check, replay
 //!       └─> args, backend (the Backend trait and its types), engines
-//! engines (ENGINES, lookups) ─> engines/{kmod, ebpf} ─> engines/xdp, backend
+//! engines (ENGINES, lookups) ─> engines/{kmod, ebpf, compiled, auto} ─> engines/xdp, backend
 //! leaves, used by all above: kmod (the /dev/wasmfw client), records,
 //!   netns, access, list_maps, wasm, replay (captures)
 //! ```

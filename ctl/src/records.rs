@@ -30,7 +30,7 @@ pub struct Entry {
     /// The network namespace's inode (`stat -L /proc/PID/ns/net`).
     pub netns_ino: u64,
     pub iface: String,
-    /// `ebpf` or `wasm`.
+    /// `wasm`, `ebpf` or `compiled`.
     pub engine: String,
     /// `xdp` or `netfilter`.
     pub hook: String,
@@ -45,7 +45,8 @@ pub struct Entry {
     pub policy: Option<String>,
     /// Unix time, seconds.
     pub loaded_at: u64,
-    /// Kernel program id of the XDP program (the eBPF twin, or xdp-bridge).
+    /// Kernel program id of the XDP program (the eBPF twin, the compiled
+    /// filter, or xdp-bridge).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prog_id: Option<u32>,
     /// Filter id in the wasmfw module (wasm).
@@ -62,6 +63,10 @@ pub struct Entry {
     /// and the filter's own (docs/filters.md).
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
+    /// The counters in the filter's order, built-in first (a compiled
+    /// filter's: its counter map holds values, not names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counter_names: Vec<String>,
 }
 
 pub fn now() -> u64 {

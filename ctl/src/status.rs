@@ -12,8 +12,13 @@ use crate::netns;
 use crate::records::{now, Entry};
 
 fn counters_text(e: &Entry) -> String {
-    // packets, pass, drop first, then the filter's own, in their order.
-    let order: Vec<&str> = Twin::for_filter(&e.filter).map(|t| t.counters()).unwrap_or_default();
+    // packets, pass, drop first, then the filter's own, in their order
+    // (a compiled filter's record has it; a twin knows its own).
+    let order: Vec<&str> = if e.counter_names.is_empty() {
+        Twin::for_filter(&e.filter).map(|t| t.counters()).unwrap_or_default()
+    } else {
+        e.counter_names.iter().map(String::as_str).collect()
+    };
     let mut parts: Vec<String> = order.iter().filter_map(|n| e.counters.get(*n).map(|v| format!("{n}={v}"))).collect();
     for (k, v) in &e.counters {
         if !order.contains(&k.as_str()) {
@@ -52,13 +57,13 @@ pub fn status(json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<8} {:<10} POLICY",
+        "{:<16} {:<15} {:<8} {:<10} {:<8} {:<12} {:<8} {:<10} POLICY",
         "NETNS", "IFACE", "ENGINE", "HOOK", "STATE", "FILTER", "MODE", "LOADED"
     );
     for e in &list {
         let hook = if e.mode.is_empty() { e.hook.clone() } else { format!("{}/{}", e.hook, e.mode) };
         println!(
-            "{:<16} {:<15} {:<6} {:<10} {:<8} {:<12} {:<8} {:<10} {}",
+            "{:<16} {:<15} {:<8} {:<10} {:<8} {:<12} {:<8} {:<10} {}",
             e.netns,
             e.iface,
             e.engine,

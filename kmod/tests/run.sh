@@ -21,7 +21,7 @@ G=$root/kmod/guest
 repo_key=$(printf %s "$root" | md5sum | cut -c1-8)
 cd "$root"
 
-ALL_UML=icmp,l4_dos,maps,apply,faults,garbage,replace,audit,caps,test_run,fuelcost,stack,capture,log,xdp,xdp_bench,stress,lifetime,adversarial,kmemleak
+ALL_UML=icmp,l4_dos,maps,apply,faults,garbage,replace,audit,caps,test_run,fuelcost,stack,capture,log,auto,xdp,xdp_bench,stress,lifetime,adversarial,kmemleak
 DEMO=0 ONLY='' TESTS='' CYCLES='' USE_DEBUG=1
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -99,7 +99,7 @@ for a in "${archs[@]}"; do
     plan+=("uml|${TESTS:-$ALL_UML}|WASMFW_CYCLES=${CYCLES:-100}|1200")
   else
     # TCG: every exec of a host binary over 9p costs ~0.5 s; keep it short.
-    plan+=("x86|${TESTS:-icmp,maps,stack,capture,log,xdp,xdp_bench,stress,audit,rtnl}|WASMFW_CYCLES=${CYCLES:-3}|1500")
+    plan+=("x86|${TESTS:-icmp,maps,stack,capture,log,auto,xdp,xdp_bench,stress,audit,rtnl}|WASMFW_CYCLES=${CYCLES:-3}|1500")
   fi
   if [[ $USE_DEBUG == 1 && -z $TESTS ]]; then
     if "$G/kernel.sh" path "$a" --debug >/dev/null 2>&1; then

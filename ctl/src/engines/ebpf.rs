@@ -115,7 +115,8 @@ fn record(ns: u64, iface: &str) -> Option<Entry> {
 
 /// Checks an eBPF record against the kernel: is its program still the one
 /// attached on its interface, in its namespace? Sets `attached`/`gone`.
-fn check_ebpf(e: &mut Entry) {
+/// (The compiled engine's records too.)
+pub(super) fn check_ebpf(e: &mut Entry) {
     let iface = e.iface.clone();
     let want = e.prog_id;
     let verdict = netns::run_in(e.netns_ino, move || {
@@ -261,6 +262,7 @@ impl Prepared for Target {
             attached: true,
             gone: None,
             counters: BTreeMap::new(),
+            counter_names: Vec::new(),
         };
         if let Err(e) = records::write(&entry) {
             if old.is_none() {
@@ -340,8 +342,9 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The maps of a twin's program.
-struct TwinMaps(Vec<RawMap>);
+/// The maps of a twin's program (and of a compiled filter's, less its
+/// memory and counters).
+pub(super) struct TwinMaps(pub(super) Vec<RawMap>);
 
 impl TwinMaps {
     fn map(&self, name: &str) -> &RawMap {

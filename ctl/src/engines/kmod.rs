@@ -102,6 +102,7 @@ impl Backend for Kmod {
                 attached: true,
                 gone: None,
                 counters: dev.counters(info.id)?.into_iter().collect(),
+                counter_names: Vec::new(),
             };
             if xdp {
                 check_bridge(&mut e);

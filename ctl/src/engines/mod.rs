@@ -2,6 +2,8 @@
 //! which engine runs on an interface, every attachment, unload. A new
 //! engine is one file implementing [`Backend`] and one entry in the list.
 
+mod auto;
+mod compiled;
 mod ebpf;
 mod kmod;
 mod xdp;
@@ -16,8 +18,10 @@ use crate::records::Entry;
 #[derive(Clone, Copy)]
 pub struct Engine(&'static dyn Backend);
 
-/// Every engine, in `--engine`'s order, the default first.
-pub const ENGINES: &[Engine] = &[Engine(&kmod::Kmod), Engine(&ebpf::Ebpf)];
+/// Every engine, in `--engine`'s order, the default first. `auto` picks
+/// `compiled` or `wasm` at load time and attaches nothing of its own.
+pub const ENGINES: &[Engine] =
+    &[Engine(&kmod::Kmod), Engine(&ebpf::Ebpf), Engine(&compiled::CompiledEngine), Engine(&auto::Auto)];
 
 /// `--engine`'s default: the kernel module.
 pub const DEFAULT: Engine = ENGINES[0];
@@ -54,8 +58,9 @@ pub fn by_name(name: &str) -> Option<Engine> {
 }
 
 /// The order attachments are listed and looked up in: the last engine
-/// first, so `status` lists the eBPF twins' records before the module's
-/// filters, and `unload` asks the records before the module.
+/// first, so `status` lists the records (compiled filters, eBPF twins)
+/// before the module's filters, and `unload` asks the records before the
+/// module.
 fn lookup_order() -> impl Iterator<Item = Engine> {
     ENGINES.iter().rev().copied()
 }
@@ -110,11 +115,11 @@ mod tests {
     #[test]
     fn engines_have_distinct_names_and_the_module_is_the_default() {
         let names: Vec<&str> = ENGINES.iter().map(|e| e.name()).collect();
-        assert_eq!(names, ["wasm", "ebpf"]);
+        assert_eq!(names, ["wasm", "ebpf", "compiled", "auto"]);
         assert_eq!(DEFAULT.name(), "wasm");
         assert!(ENGINES.iter().all(|e| by_name(e.name()) == Some(*e)));
         assert!(ENGINES.iter().all(|e| e.others().len() == ENGINES.len() - 1));
-        // status lists the eBPF twins' attachments before the module's.
-        assert_eq!(lookup_order().map(|e| e.name()).collect::<Vec<_>>(), ["ebpf", "wasm"]);
+        // status lists the records' attachments before the module's.
+        assert_eq!(lookup_order().map(|e| e.name()).collect::<Vec<_>>(), ["auto", "compiled", "ebpf", "wasm"]);
     }
 }

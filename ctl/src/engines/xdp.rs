@@ -1,4 +1,4 @@
-//! What both engines do at the XDP hook: attach modes by name, and the
+//! What the XDP engines share: attach modes by name, and the
 //! check that an interface's XDP slot is free (or holds xdp-bridge).
 
 use anyhow::{bail, Result};
