@@ -14,7 +14,8 @@ use wasm2ebpf::Compiled;
 use wasmfw_ebpf::rawmap::maps_of_prog;
 use wasmfw_policy::{Hook, Mode, Policy};
 
-use super::ebpf::{check_ebpf, TwinMaps};
+use super::ebpf::TwinMaps;
+use super::recorded;
 use super::xdp::{mode_name, mode_of, xdp_slot_free};
 use crate::access::{check_iface, check_privileges};
 use crate::backend::{
@@ -58,52 +59,19 @@ impl Backend for CompiledEngine {
     }
 
     fn make_room(&self, ns: u64, iface: &str) -> Result<()> {
-        if let Some(mut e) = record(ns, iface) {
-            check_ebpf(&mut e);
-            if e.attached {
-                bail!("a compiled filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
-            }
-            records::remove(ns, iface);
-        }
-        Ok(())
+        recorded::make_room(NAME, "a compiled filter", ns, iface)
     }
 
     fn detach(&self, ns: u64, iface: &str) -> Result<Option<Detached>> {
-        let Some(mut e) = record(ns, iface) else { return Ok(None) };
-        check_privileges("unloading a compiled filter")?;
-        check_ebpf(&mut e);
-        let (was_attached, text) = if e.attached {
-            let idx = check_iface(iface)?;
-            let id = e.prog_id.ok_or_else(|| anyhow!("the record of {iface} has no program id"))?;
-            wasmfw_xdp_bridge::detach(idx, id, mode_of(&e.mode)).with_context(|| format!("detaching from {iface}"))?;
-            (true, format!("{} detached from {iface} ({})", e.filter, e.engine))
-        } else {
-            let why = e.gone.as_deref().unwrap_or("gone");
-            (false, format!("{} was no longer attached on {iface} ({why}); record removed", e.filter))
-        };
-        records::remove(ns, iface);
-        Ok(Some(Detached { filter: e.filter, engine: e.engine, was_attached, text }))
+        recorded::detach(NAME, "unloading a compiled filter", ns, iface)
     }
 
     fn list(&self, only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        for mut e in records::all() {
-            if e.engine != NAME || only.is_some_and(|(n, i)| n != e.netns_ino || i != e.iface) {
-                continue;
-            }
-            check_ebpf(&mut e);
-            if e.gone.as_deref() == Some(netns::DELETED) {
-                // Nothing can unload it any more: report it this once, forget it.
-                records::remove(e.netns_ino, &e.iface);
-            }
-            if let (true, Some(id)) = (e.attached, e.prog_id) {
-                e.counters = counters_of_prog(id, &e.counter_names)
-                    .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
-            }
-            e.netns = netns::display(e.netns_ino);
-            out.push(e);
-        }
-        Ok(out)
+        recorded::list(NAME, only, |e, id| {
+            e.counters = counters_of_prog(id, &e.counter_names)
+                .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
+            Ok(())
+        })
     }
 
     /// Not yet: `apply`'s "unchanged" test compares engines by name.
@@ -112,12 +80,8 @@ impl Backend for CompiledEngine {
     }
 
     fn find(&self, ns: u64, iface: &str) -> Result<Option<Box<dyn Attachment>>> {
-        let Some(mut e) = record(ns, iface) else { return Ok(None) };
-        check_ebpf(&mut e);
-        Ok(match (e.attached, e.prog_id) {
-            (true, Some(prog_id)) => Some(Box::new(Attached { prog_id, filter: e.filter })),
-            _ => None,
-        })
+        Ok(recorded::attached_prog(NAME, ns, iface)
+            .map(|(prog_id, filter)| Box::new(Attached { prog_id, filter }) as Box<dyn Attachment>))
     }
 
     fn test_run(&self, _policy: &Policy, _packets: &[Packet], _repeat: u32, _via_xdp: bool, _each: Each) -> Result<()> {
@@ -127,7 +91,7 @@ impl Backend for CompiledEngine {
 
 /// This engine's record of (`ns`, `iface`), if there is one.
 fn record(ns: u64, iface: &str) -> Option<Entry> {
-    records::read(ns, iface).filter(|e| e.engine == NAME)
+    recorded::record(NAME, ns, iface)
 }
 
 /// The counters of compiled program `prog_id`, summed over CPUs, named by
@@ -208,7 +172,7 @@ impl Target {
         // The program this load replaces (--replace), if one is attached.
         let mut old: Option<u32> = None;
         if let Some(mut e) = record(ns, iface) {
-            check_ebpf(&mut e);
+            recorded::check_attached(&mut e);
             if e.attached && !req.replace {
                 bail!(
                     "wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically",

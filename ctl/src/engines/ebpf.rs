@@ -11,8 +11,9 @@ use wasmfw_ebpf::rawmap::RawMap;
 use wasmfw_ebpf::Twin;
 use wasmfw_policy::{Hook, Mode, Param, Policy};
 
+use super::recorded;
 use super::xdp::{mode_name, mode_of, xdp_slot_free};
-use crate::access::{check_iface, check_privileges, ifindex_of};
+use crate::access::{check_iface, check_privileges};
 use crate::backend::{
     carried_json, carried_text, Attachment, Backend, CaptureSource, Captured, Detached, LoadRequest, LogLine, LogSink,
     MapDesc, MapEntry, Maps, Prepared, Report, CAPTURE_POLL_INTERVAL, LOG_FOLLOW_INTERVAL,
@@ -40,65 +41,29 @@ impl Backend for Ebpf {
     }
 
     fn make_room(&self, ns: u64, iface: &str) -> Result<()> {
-        if let Some(mut e) = record(ns, iface) {
-            check_ebpf(&mut e);
-            if e.attached {
-                bail!("an eBPF filter is attached on {iface}; run `wasmfw unload --iface {iface}` first");
-            }
-            records::remove(ns, iface);
-        }
-        Ok(())
+        recorded::make_room(NAME, "an eBPF filter", ns, iface)
     }
 
     fn detach(&self, ns: u64, iface: &str) -> Result<Option<Detached>> {
-        let Some(mut e) = record(ns, iface) else { return Ok(None) };
-        check_privileges("unloading an eBPF program")?;
-        check_ebpf(&mut e);
-        let (was_attached, text) = if e.attached {
-            let idx = check_iface(iface)?;
-            let id = e.prog_id.ok_or_else(|| anyhow!("the record of {iface} has no program id"))?;
-            wasmfw_xdp_bridge::detach(idx, id, mode_of(&e.mode)).with_context(|| format!("detaching from {iface}"))?;
-            (true, format!("{} detached from {iface} ({})", e.filter, e.engine))
-        } else {
-            let why = e.gone.as_deref().unwrap_or("gone");
-            (false, format!("{} was no longer attached on {iface} ({why}); record removed", e.filter))
-        };
-        records::remove(ns, iface);
-        Ok(Some(Detached { filter: e.filter, engine: e.engine, was_attached, text }))
+        recorded::detach(NAME, "unloading an eBPF program", ns, iface)
     }
 
     fn list(&self, only: Option<(u64, &str)>) -> Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        for mut e in records::all() {
-            if e.engine != NAME || only.is_some_and(|(n, i)| n != e.netns_ino || i != e.iface) {
-                continue;
-            }
-            check_ebpf(&mut e);
-            if e.gone.as_deref() == Some(netns::DELETED) {
-                // Nothing can unload it any more: report it this once, forget it.
-                records::remove(e.netns_ino, &e.iface);
-            }
-            if let (true, Ok(t), Some(id)) = (e.attached, Twin::for_filter(&e.filter), e.prog_id) {
-                let counters = wasmfw_ebpf::counters_of_prog(t, id)
-                    .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
-                e.counters = counters.into_iter().collect();
-                let audit = wasmfw_ebpf::rawmap::audit_of_prog(id)
-                    .with_context(|| format!("reading the mode of {} on {} (needs root)", e.filter, e.iface))?;
-                e.filter_mode = if audit { "audit" } else { "enforce" }.into();
-            }
-            e.netns = netns::display(e.netns_ino);
-            out.push(e);
-        }
-        Ok(out)
+        recorded::list(NAME, only, |e, id| {
+            let Ok(t) = Twin::for_filter(&e.filter) else { return Ok(()) };
+            let counters = wasmfw_ebpf::counters_of_prog(t, id)
+                .with_context(|| format!("reading counters of {} on {} (needs root)", e.filter, e.iface))?;
+            e.counters = counters.into_iter().collect();
+            let audit = wasmfw_ebpf::rawmap::audit_of_prog(id)
+                .with_context(|| format!("reading the mode of {} on {} (needs root)", e.filter, e.iface))?;
+            e.filter_mode = if audit { "audit" } else { "enforce" }.into();
+            Ok(())
+        })
     }
 
     fn find(&self, ns: u64, iface: &str) -> Result<Option<Box<dyn Attachment>>> {
-        let Some(mut e) = record(ns, iface) else { return Ok(None) };
-        check_ebpf(&mut e);
-        Ok(match (e.attached, e.prog_id) {
-            (true, Some(prog_id)) => Some(Box::new(Attached { prog_id, filter: e.filter })),
-            _ => None,
-        })
+        Ok(recorded::attached_prog(NAME, ns, iface)
+            .map(|(prog_id, filter)| Box::new(Attached { prog_id, filter }) as Box<dyn Attachment>))
     }
 
     fn log_flusher(&self, e: &Entry) -> Option<Box<dyn FnMut()>> {
@@ -110,31 +75,7 @@ impl Backend for Ebpf {
 
 /// This engine's record of (`ns`, `iface`), if there is one.
 fn record(ns: u64, iface: &str) -> Option<Entry> {
-    records::read(ns, iface).filter(|e| e.engine == NAME)
-}
-
-/// Checks an eBPF record against the kernel: is its program still the one
-/// attached on its interface, in its namespace? Sets `attached`/`gone`.
-/// (The compiled engine's records too.)
-pub(super) fn check_ebpf(e: &mut Entry) {
-    let iface = e.iface.clone();
-    let want = e.prog_id;
-    let verdict = netns::run_in(e.netns_ino, move || {
-        let Some(idx) = ifindex_of(&iface) else { return Ok(Err("interface deleted or moved".to_string())) };
-        Ok(match wasmfw_xdp_bridge::netlink::query(idx)? {
-            Some(a) if Some(a.prog_id) == want => Ok(()),
-            Some(a) => Err(format!("the interface now has another XDP program (id {})", a.prog_id)),
-            None => Err("detached by someone else".to_string()),
-        })
-    });
-    let gone = match verdict {
-        Ok(Some(Ok(()))) => None,
-        Ok(Some(Err(why))) => Some(why),
-        Ok(None) => Some(netns::DELETED.to_string()),
-        Err(err) => Some(format!("cannot check: {err:#}")),
-    };
-    e.attached = gone.is_none();
-    e.gone = gone;
+    recorded::record(NAME, ns, iface)
 }
 
 /// Filter name, parameters, policy path and policy hook/iface of a load
@@ -199,7 +140,7 @@ impl Prepared for Target {
         // The program this load replaces (--replace), if one is attached.
         let mut old: Option<u32> = None;
         if let Some(mut e) = record(ns, &iface) {
-            check_ebpf(&mut e);
+            recorded::check_attached(&mut e);
             if e.attached && !req.replace {
                 bail!(
                     "wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically",

@@ -6,6 +6,7 @@ mod auto;
 mod compiled;
 mod ebpf;
 mod kmod;
+mod recorded;
 mod xdp;
 
 use anyhow::{anyhow, Result};
