@@ -37,16 +37,19 @@ use crate::deps::root;
 /// `wasmfw_filter(len, link) -> verdict` body is `body`.
 fn wat_filter(body: &str) -> Result<Vec<u8>> {
     let text = format!(
-        r#"(module
-          (memory (export "memory") 1)
-          (func (export "wasmfw_abi_version") (result i32) i32.const 1)
-          (func (export "wasmfw_buffer") (result i32) i32.const 1024)
-          (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+        r#"(module {ABI_V1_MEMORY_AND_BUFFER}
           (func (export "wasmfw_init") (param i32) (result i32) i32.const 0)
           (func (export "wasmfw_filter") (param i32 i32) (result i32) {body}))"#
     );
     Ok(wat::parse_str(text)?)
 }
+
+/// The memory and buffer exports every ABI v1 filter here shares.
+const ABI_V1_MEMORY_AND_BUFFER: &str = r#"
+          (memory (export "memory") 1)
+          (func (export "wasmfw_abi_version") (result i32) i32.const 1)
+          (func (export "wasmfw_buffer") (result i32) i32.const 1024)
+          (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)"#;
 
 /// Wasm frames the engine allows (kmod/engine/src/load.rs MAX_RECURSION).
 const MAX_RECURSION: u32 = 256;
@@ -60,10 +63,7 @@ fn deep_filter(extra: u32) -> Result<Vec<u8>> {
     let text = format!(
         r#"(module
           (import "wasmfw" "now_ns" (func $now (result i64)))
-          (memory (export "memory") 1)
-          (func (export "wasmfw_abi_version") (result i32) i32.const 1)
-          (func (export "wasmfw_buffer") (result i32) i32.const 1024)
-          (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+          {ABI_V1_MEMORY_AND_BUFFER}
           (func (export "wasmfw_init") (param i32) (result i32) i32.const 0)
           (func $rec (param $n i32) (result i32)
             (if (result i32) (i32.eqz (local.get $n))
@@ -94,11 +94,7 @@ fn big_filter() -> Result<Vec<u8>> {
     let funcs: String =
         (0..BIG_FUNCS).map(|i| format!("(func $f{i} (param i32) (result i32) local.get 0 {body})\n")).collect();
     let text = format!(
-        r#"(module
-          (memory (export "memory") 1)
-          (func (export "wasmfw_abi_version") (result i32) i32.const 1)
-          (func (export "wasmfw_buffer") (result i32) i32.const 1024)
-          (func (export "wasmfw_buffer_len") (result i32) i32.const 2048)
+        r#"(module {ABI_V1_MEMORY_AND_BUFFER}
           (func (export "wasmfw_init") (param i32) (result i32)
             (local $i i32)
             (local.set $i (i32.const {INIT_ROUNDS}))
