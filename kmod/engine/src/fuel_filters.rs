@@ -21,20 +21,23 @@ pub const LOG_BYTES: usize = 256;
 /// and copies of 1 MiB chunks run out of the CPU's caches.
 pub const BIG_MEMORY_BYTES: u64 = 16 << 20;
 
-/// The skeleton of every loop filter: the ABI v1 exports, the host
-/// imports, `pages` of memory, `init` (returns 0 unless it failed) and the
-/// loop's body (`br $again` closes it).
-fn module(pages: u32, init: &str, body: &str) -> alloc::string::String {
-    alloc::format!(
-        r#"(module
-  (import "wasmfw" "map_declare" (func $map_declare (param i32 i32 i32 i32 i32 i32) (result i32)))
+/// Every `wasmfw` host function, imported under its own name (`$log`...).
+pub const HOST_IMPORTS: &str = r#"  (import "wasmfw" "map_declare" (func $map_declare (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wasmfw" "map_lookup" (func $map_lookup (param i32 i32 i32) (result i32)))
   (import "wasmfw" "map_update" (func $map_update (param i32 i32 i32) (result i32)))
   (import "wasmfw" "map_delete" (func $map_delete (param i32 i32) (result i32)))
   (import "wasmfw" "counter_declare" (func $counter_declare (param i32 i32) (result i32)))
   (import "wasmfw" "counter_add" (func $counter_add (param i32 i64)))
   (import "wasmfw" "now_ns" (func $now_ns (result i64)))
-  (import "wasmfw" "log" (func $log (param i32 i32 i32)))
+  (import "wasmfw" "log" (func $log (param i32 i32 i32)))"#;
+
+/// The skeleton of every loop filter: the ABI v1 exports, the host
+/// imports, `pages` of memory, `init` (returns 0 unless it failed) and the
+/// loop's body (`br $again` closes it).
+fn module(pages: u32, init: &str, body: &str) -> alloc::string::String {
+    alloc::format!(
+        r#"(module
+{HOST_IMPORTS}
   (memory (export "memory") {pages})
   (global $id (mut i32) (i32.const -1))
   (data (i32.const 256) "fuelmaprounds")

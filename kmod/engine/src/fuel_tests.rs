@@ -5,6 +5,7 @@
 //! per-packet log cap.
 
 use super::fuel::*;
+use super::fuel_filters::HOST_IMPORTS;
 use super::*;
 use alloc::format;
 use std::sync::Mutex;
@@ -138,14 +139,7 @@ fn calls_filter(call: &str, n: usize) -> String {
     let body = call.repeat(n);
     format!(
         r#"(module
-  (import "wasmfw" "map_declare" (func $map_declare (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "wasmfw" "map_lookup" (func $map_lookup (param i32 i32 i32) (result i32)))
-  (import "wasmfw" "map_update" (func $map_update (param i32 i32 i32) (result i32)))
-  (import "wasmfw" "map_delete" (func $map_delete (param i32 i32) (result i32)))
-  (import "wasmfw" "counter_declare" (func $counter_declare (param i32 i32) (result i32)))
-  (import "wasmfw" "counter_add" (func $counter_add (param i32 i64)))
-  (import "wasmfw" "now_ns" (func $now_ns (result i64)))
-  (import "wasmfw" "log" (func $log (param i32 i32 i32)))
+{HOST_IMPORTS}
   (memory (export "memory") 1)
   (data (i32.const 256) "fuelmaprounds")
   (func (export "wasmfw_abi_version") (result i32) i32.const 1)
