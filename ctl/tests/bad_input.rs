@@ -202,3 +202,27 @@ fn closed_pipe_is_sigpipe_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
 }
+
+/// `--engine ebpf` runs a stock filter's hand-written twin only for that
+/// stock filter's own bytes: a file that merely has a stock name (edited,
+/// or not Wasm at all) is refused, never silently replaced by the twin.
+#[test]
+fn ebpf_engine_refuses_a_file_that_is_not_the_stock_filter() {
+    let d = tempfile::tempdir().unwrap();
+    let fake = write(d.path(), "icmp_drop.wasm", &[0x55; 4096]);
+    let stock_dir = root().join("target/filters");
+    let load = |file: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfw"))
+            .args(["load", file.to_str().unwrap(), "--iface", "wfx-none0", "--engine", "ebpf"])
+            .env("WASMFW_FILTER_DIR", &stock_dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = load(&fake);
+    assert!(e.contains("is not the stock icmp_drop filter") && e.contains("--engine wasm"), "{e}");
+    // The stock file itself passes the check (and fails later, on the interface).
+    let e = load(&filter("icmp_drop"));
+    assert!(!e.contains("stock"), "{e}");
+}

@@ -91,8 +91,10 @@ struct Target {
 
 fn read_target(path: &Path) -> Result<Target> {
     if path.extension().is_some_and(|e| e == "wasm") {
-        // A bare filter: its twin, default parameters.
+        // A bare filter: its twin, default parameters, if it is the stock one.
         let filter = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Twin::for_filter(&filter)?;
+        check_stock(path, &filter)?;
         return Ok(Target {
             filter,
             params: Vec::new(),
@@ -113,6 +115,32 @@ fn read_target(path: &Path) -> Result<Target> {
         ifaces: policy.ifaces.clone(),
         mode: policy.mode,
     })
+}
+
+/// A bare `.wasm` runs as its twin only if it is the stock filter of that
+/// name, byte for byte (the first `<name>.wasm` on the policy search path):
+/// an edited or foreign file with a stock name must not silently become the
+/// stock twin, which would ignore it.
+fn check_stock(path: &Path, filter: &str) -> Result<()> {
+    let mine = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dirs = wasmfw_policy::filter_search_path(dir);
+    let other_engines = "load it with --engine wasm or --engine compiled";
+    match dirs.iter().map(|d| d.join(format!("{filter}.wasm"))).find(|p| p.is_file()) {
+        Some(stock) if std::fs::read(&stock).with_context(|| format!("reading {}", stock.display()))? == mine => Ok(()),
+        Some(stock) => bail!(
+            "{} is not the stock {filter} filter (it differs from {}): the ebpf engine runs the stock filter's \
+             hand-written twin, which would ignore this file; {other_engines}",
+            path.display(),
+            stock.display()
+        ),
+        None => bail!(
+            "{} cannot be checked against the stock {filter} filter (no {filter}.wasm in {}): the ebpf engine runs \
+             only the stock filters' twins; {other_engines}",
+            path.display(),
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 impl Prepared for Target {
