@@ -232,6 +232,19 @@ def main():
         t0 = time.monotonic()
         fcntl.ioctl(fd, U.ioc("LIST"), req)
         print("%.3f" % (time.monotonic() - t0))
+    elif cmd == "listlat":
+        # N LIST ioctls GAP seconds apart: the median and longest wait for
+        # the control mutex (t_rtnl.sh: during loads).
+        buf = ctypes.create_string_buffer(64 * U.size("info"))
+        req = U.pack("list", buf=ctypes.addressof(buf), cap=64)
+        lat = []
+        for _ in range(int(a[0])):
+            t0 = time.monotonic()
+            fcntl.ioctl(fd, U.ioc("LIST"), req)
+            lat.append(time.monotonic() - t0)
+            time.sleep(float(a[1]))
+        lat.sort()
+        print("median %.4f longest %.4f" % (lat[(len(lat) - 1) // 2], lat[-1]))
     elif cmd == "list":
         cap = 64
         buf = ctypes.create_string_buffer(cap * U.size("info"))
