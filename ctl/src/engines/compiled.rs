@@ -16,7 +16,7 @@ use wasmfw_policy::{Hook, Mode, Policy};
 
 use super::ebpf::TwinMaps;
 use super::recorded;
-use super::xdp::{mode_name, mode_of, xdp_slot_free};
+use super::xdp::mode_name;
 use crate::access::{check_iface, check_privileges};
 use crate::backend::{
     Attachment, Backend, CaptureSource, Detached, Each, LoadRequest, LogSink, Maps, Prepared, Report,
@@ -87,11 +87,6 @@ impl Backend for CompiledEngine {
     fn test_run(&self, _policy: &Policy, _packets: &[Packet], _repeat: u32, _via_xdp: bool, _each: Each) -> Result<()> {
         Err(not_yet("test-run"))
     }
-}
-
-/// This engine's record of (`ns`, `iface`), if there is one.
-fn record(ns: u64, iface: &str) -> Option<Entry> {
-    recorded::record(NAME, ns, iface)
 }
 
 /// The counters of compiled program `prog_id`, summed over CPUs, named by
@@ -165,38 +160,8 @@ impl Target {
     pub fn attach_loaded(&self, loaded: Loaded, req: &LoadRequest, iface: &str) -> Result<Report> {
         let ifindex = check_iface(iface)?;
         let ns = netns::current()?;
-        for other in &req.others {
-            other.make_room(ns, iface)?;
-        }
         let mode = req.mode;
-        // The program this load replaces (--replace), if one is attached.
-        let mut old: Option<u32> = None;
-        if let Some(mut e) = record(ns, iface) {
-            recorded::check_attached(&mut e);
-            if e.attached && !req.replace {
-                bail!(
-                    "wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically",
-                    e.filter,
-                    e.engine
-                );
-            }
-            if e.attached {
-                if mode_of(&e.mode) != mode {
-                    bail!(
-                        "{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})",
-                        e.filter,
-                        e.mode,
-                        e.mode
-                    );
-                }
-                old = e.prog_id;
-            } else {
-                records::remove(ns, iface); // stale: its program is gone
-            }
-        }
-        if old.is_none() && xdp_slot_free(ifindex, iface)? {
-            bail!("xdp-bridge is attached on {iface} without a wasm filter; run `wasmfw unload --iface {iface}` first");
-        }
+        let old = recorded::replaced_prog(NAME, req, ns, ifindex, iface)?;
         if req.keep_maps {
             return Err(not_yet("--keep-maps"));
         }

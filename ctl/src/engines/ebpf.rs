@@ -12,7 +12,7 @@ use wasmfw_ebpf::Twin;
 use wasmfw_policy::{Hook, Mode, Param, Policy};
 
 use super::recorded;
-use super::xdp::{mode_name, mode_of, xdp_slot_free};
+use super::xdp::mode_name;
 use crate::access::{check_iface, check_privileges};
 use crate::backend::{
     carried_json, carried_text, Attachment, Backend, CaptureSource, Captured, Detached, LoadRequest, LogLine, LogSink,
@@ -71,11 +71,6 @@ impl Backend for Ebpf {
         let mut logger = wasmfw_ebpf::program_logger(e.prog_id?).ok()?;
         Some(Box::new(move || logger.flush()))
     }
-}
-
-/// This engine's record of (`ns`, `iface`), if there is one.
-fn record(ns: u64, iface: &str) -> Option<Entry> {
-    recorded::record(NAME, ns, iface)
 }
 
 /// Filter name, parameters, policy path and policy hook/iface of a load
@@ -161,38 +156,8 @@ impl Prepared for Target {
         check_privileges("loading an eBPF program")?;
         let ifindex = check_iface(&iface)?;
         let ns = netns::current()?;
-        for other in &req.others {
-            other.make_room(ns, &iface)?;
-        }
         let mode = req.mode;
-        // The program this load replaces (--replace), if one is attached.
-        let mut old: Option<u32> = None;
-        if let Some(mut e) = record(ns, &iface) {
-            recorded::check_attached(&mut e);
-            if e.attached && !req.replace {
-                bail!(
-                    "wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically",
-                    e.filter,
-                    e.engine
-                );
-            }
-            if e.attached {
-                if mode_of(&e.mode) != mode {
-                    bail!(
-                        "{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})",
-                        e.filter,
-                        e.mode,
-                        e.mode
-                    );
-                }
-                old = e.prog_id;
-            } else {
-                records::remove(ns, &iface); // stale: its program is gone
-            }
-        }
-        if old.is_none() && xdp_slot_free(ifindex, &iface)? {
-            bail!("xdp-bridge is attached on {iface} without a wasm filter; run `wasmfw unload --iface {iface}` first");
-        }
+        let old = recorded::replaced_prog(NAME, req, ns, ifindex, &iface)?;
         if req.keep_maps && old.is_none() {
             bail!("--keep-maps: nothing is attached on {iface} to keep maps from");
         }

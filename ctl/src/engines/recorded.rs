@@ -5,9 +5,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::xdp::mode_of;
+use super::xdp::{mode_of, xdp_slot_free};
 use crate::access::{check_iface, check_privileges, ifindex_of};
-use crate::backend::Detached;
+use crate::backend::{Detached, LoadRequest};
 use crate::netns;
 use crate::records::{self, Entry};
 
@@ -108,4 +108,48 @@ pub(super) fn attached_prog(engine: &str, ns: u64, iface: &str) -> Option<(u32, 
         (true, Some(prog_id)) => Some((prog_id, e.filter)),
         _ => None,
     }
+}
+
+/// Before attaching `engine`'s program on `iface` (`ifindex`, in `ns`): the
+/// other engines make room, and the program this load replaces is found
+/// (`--replace`, same XDP mode), or its stale record removed. Refuses a
+/// live filter without `--replace` and a bridge without a filter.
+pub(super) fn replaced_prog(
+    engine: &str,
+    req: &LoadRequest,
+    ns: u64,
+    ifindex: u32,
+    iface: &str,
+) -> Result<Option<u32>> {
+    for other in &req.others {
+        other.make_room(ns, iface)?;
+    }
+    let mut old = None;
+    if let Some(mut e) = record(engine, ns, iface) {
+        check_attached(&mut e);
+        if e.attached && !req.replace {
+            bail!(
+                "wasmfw already has {} attached on {iface} ({}); unload it first or pass --replace to swap atomically",
+                e.filter,
+                e.engine
+            );
+        }
+        if e.attached {
+            if mode_of(&e.mode) != req.mode {
+                bail!(
+                    "{} is attached on {iface} in xdp {} mode; --replace keeps the mode (pass --mode {})",
+                    e.filter,
+                    e.mode,
+                    e.mode
+                );
+            }
+            old = e.prog_id;
+        } else {
+            records::remove(ns, iface); // stale: its program is gone
+        }
+    }
+    if old.is_none() && xdp_slot_free(ifindex, iface)? {
+        bail!("xdp-bridge is attached on {iface} without a wasm filter; run `wasmfw unload --iface {iface}` first");
+    }
+    Ok(old)
 }
